@@ -1,0 +1,46 @@
+# The two commands: `make run` (quick start) and `make test` (the whole suite, as CI runs it).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build. Where
+# PyPI's default wheel is a CUDA one and you have internet, add the CPU index, e.g.
+#   make run TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_VERSION ?= 2.13.0
+TORCH_PIP_ARGS ?=
+
+.PHONY: run test lint format bench-spam clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/moderation up
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench-spam: $(VENV)/.installed-test
+	$(BIN)/python bench/spam_eval.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

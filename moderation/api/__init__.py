@@ -1,0 +1,36 @@
+"""The HTTP API: flask-smorest's Api with the contract's error format, and its blueprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+import flask_smorest
+from webargs.flaskparser import FlaskParser, abort
+from werkzeug.exceptions import HTTPException
+
+from moderation.errors import error_response, from_http_exception
+from moderation.schemas import ErrorSchema
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, answering errors in the contract's `{"error": ...}` form."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return error_response(from_http_exception(error))
+
+
+class StrictJSONParser(FlaskParser):
+    """webargs' parser, also refusing JSON nested too deeply for Python to read (400, not 500)."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            abort(400, messages={"json": ["JSON nested too deeply."]})
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictJSONParser()

@@ -1,0 +1,80 @@
+"""Operator endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from rq import Worker
+
+from moderation.api import Blueprint
+from moderation.queue import scoring_queue
+from moderation.services import services
+from moderation.store import WorkerModels
+
+blp = Blueprint("ops", __name__, description="Health, readiness and metrics (operators).")
+
+
+def live_worker_names() -> list[str]:
+    """Names of the scoring workers whose registration has not expired."""
+    svc = services()
+    queue = scoring_queue(svc.redis)
+    return sorted(worker.name for worker in Worker.all(connection=svc.redis, queue=queue))
+
+
+@blp.route("/healthz")
+@blp.response(200)
+def healthz() -> dict[str, str]:
+    """200 while the process runs."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+@blp.response(200)
+@blp.alt_response(503, description="Redis or the workers are missing.")
+def readyz() -> Any:
+    """Ready when Redis answers and at least one scoring worker is alive."""
+    svc = services()
+    try:
+        svc.redis.ping()
+    except redis.RedisError:
+        body = {"status": "unavailable", "redis": "down", "missing": ["redis"]}
+        return body, 503, {"Retry-After": "5"}
+    workers = live_worker_names()
+    models = WorkerModels(svc.redis).of(workers)
+    toxicity_models = sorted({m.get("toxicity", "?") for m in models.values()})
+    body = {
+        "status": "ok" if workers else "unavailable",
+        "redis": "ok",
+        "workers": len(workers),
+        "queue_depth": svc.enqueue_scoring.depth(),
+        "pending": svc.comments.pending_count(),
+        "oldest_pending_seconds": svc.comments.oldest_pending_age(),
+        "toxicity_model": toxicity_models[0] if len(toxicity_models) == 1 else toxicity_models,
+        "missing": [] if workers else ["workers"],
+    }
+    return (body, 200) if workers else (body, 503, {"Retry-After": "5"})
+
+
+@blp.route("/metrics")
+def metrics() -> Response:
+    """Prometheus text format: queue and worker gauges read from Redis at scrape time."""
+    svc = services()
+    registry = CollectorRegistry()
+    gauges = {
+        "moderation_queue_depth": ("Scoring jobs waiting in the queue", svc.enqueue_scoring.depth),
+        "moderation_pending_comments": (
+            "Comments accepted but not decided",
+            svc.comments.pending_count,
+        ),
+        "moderation_oldest_pending_seconds": (
+            "Age of the oldest undecided comment",
+            lambda: svc.comments.oldest_pending_age() or 0.0,
+        ),
+        "moderation_live_workers": ("Scoring workers alive", lambda: len(live_worker_names())),
+    }
+    for name, (documentation, read) in gauges.items():
+        Gauge(name, documentation, registry=registry).set(read())
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,40 @@
+"""Secrets for sites: API keys (stored as SHA-256 digests) and derived webhook secrets.
+
+API keys and moderator tokens are 256-bit random strings, so a fast digest is as safe as a
+slow one and lets the service find the owner by digest; the stored digest is then compared in
+constant time. Webhook secrets must be usable for signing, so they are never stored: each is
+an HMAC of the site's random nonce under the server's secret key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+API_KEY_PREFIX = "mk_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def digest(secret: str) -> str:
+    """The form in which a key or token is stored and looked up."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def digests_match(stored: str, presented: str) -> bool:
+    """Constant-time comparison of a stored digest with the digest of a presented secret."""
+    return hmac.compare_digest(stored.encode(), digest(presented).encode())
+
+
+def webhook_secret(secret_key: str, site: str, nonce: str) -> str:
+    """The site's webhook signing secret, re-derived whenever it is needed."""
+    mac = hmac.new(secret_key.encode(), f"webhook:{site}:{nonce}".encode(), hashlib.sha256)
+    return WEBHOOK_SECRET_PREFIX + mac.hexdigest()

@@ -1,0 +1,49 @@
+"""Enqueueing jobs; the only module that knows RQ queue names and job options."""
+
+from __future__ import annotations
+
+import redis
+from redis.client import Pipeline
+from rq import Queue, Retry
+
+from moderation.settings import Settings
+
+SCORING_QUEUE = "moderation-scoring"
+SCORE_COMMENT_JOB = "workers.jobs.score_comment"
+
+#: Keep a finished job's result briefly (the decision itself lives on the comment).
+RESULT_TTL = 600
+#: Keep a failed job a week so operators can look at it.
+FAILURE_TTL = 7 * 24 * 3600
+#: Seconds between retries of a failed scoring job.
+RETRY_INTERVALS = [2, 10, 60]
+
+
+def scoring_queue(connection: redis.Redis) -> Queue:
+    return Queue(SCORING_QUEUE, connection=connection)
+
+
+class ScoringEnqueuer:
+    """Puts one scoring job per accepted comment on the scoring queue."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.queue = scoring_queue(connection)
+        self.settings = settings
+
+    def __call__(self, pipe: Pipeline, site: str, comment_id: str) -> str:
+        """Enqueue on `pipe` (already in MULTI); the job runs once the transaction executes."""
+        retries = self.settings.job_retries
+        job = self.queue.enqueue_call(
+            SCORE_COMMENT_JOB,
+            args=(site, comment_id),
+            timeout=self.settings.job_timeout,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            retry=Retry(max=retries, interval=RETRY_INTERVALS[:retries]) if retries else None,
+            description="score comment",
+            pipeline=pipe,
+        )
+        return job.id
+
+    def depth(self) -> int:
+        return self.queue.count

@@ -1,0 +1,116 @@
+"""Marshmallow schemas for every request and response (they also generate the OpenAPI doc)."""
+
+from __future__ import annotations
+
+import ipaddress
+import unicodedata
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+MAX_WAIT_SECONDS = 10.0
+
+
+def _encodable(value: str) -> None:
+    """Reject strings that cannot be stored as UTF-8 (lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ma.ValidationError("Not valid Unicode text (lone surrogate).") from None
+
+
+def _no_control_characters(value: str) -> None:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ma.ValidationError("Control characters are not allowed.")
+
+
+def _ip_address(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ma.ValidationError("Not a valid IPv4 or IPv6 address.") from None
+
+
+def text(
+    max_length: int, *, required: bool = False, min_length: int = 0, **kwargs: Any
+) -> fields.String:
+    """A string field of bounded length that is valid UTF-8."""
+    return fields.String(
+        required=required,
+        validate=[validate.Length(min=min_length, max=max_length), _encodable],
+        **kwargs,
+    )
+
+
+def identifier(description: str, *, required: bool = False) -> fields.String:
+    """An id from the host site: 1-128 characters, no control characters."""
+    return fields.String(
+        required=required,
+        validate=[validate.Length(min=1, max=128), _encodable, _no_control_characters],
+        metadata={"description": description},
+    )
+
+
+class AuthorSchema(ma.Schema):
+    id = identifier("The author's id on the host site")
+    name = text(256)
+    email = text(320)
+    url = text(2048)
+    ip = fields.String(validate=[validate.Length(max=45), _ip_address])
+    user_agent = text(1024)
+
+
+class ContextSchema(ma.Schema):
+    post_id = identifier("The post or article the comment belongs to")
+    permalink = text(2048)
+    parent_id = identifier("The comment this one replies to")
+    language = text(35, metadata={"description": "BCP 47 language tag, e.g. en"})
+
+
+class CommentSubmissionSchema(ma.Schema):
+    id = identifier("The host site's comment id, unique per site", required=True)
+    content = text(20_000, required=True, min_length=1)
+    author = fields.Nested(AuthorSchema)
+    context = fields.Nested(ContextSchema)
+    honeypot = text(1024, metadata={"description": "A hidden form field; bots fill it in"})
+
+
+class WaitQuerySchema(ma.Schema):
+    wait = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(min=0.0, max=MAX_WAIT_SECONDS),
+        metadata={"description": "Seconds to hold the request for a decision (0-10)"},
+    )
+
+
+class DecisionSchema(ma.Schema):
+    action = fields.String(validate=validate.OneOf(["approve", "hold", "reject"]))
+    reasons = fields.List(fields.String())
+    scores = fields.Dict(keys=fields.String(), values=fields.Float())
+    models = fields.Dict(keys=fields.String(), values=fields.String())
+    decided_by = fields.String(metadata={"description": "auto or moderator:<name>"})
+    decided_at = fields.String(metadata={"description": "ISO 8601 UTC time"})
+
+
+class CommentRecordSchema(ma.Schema):
+    id = fields.String()
+    status = fields.String(validate=validate.OneOf(["pending", "approved", "held", "rejected"]))
+    submitted_at = fields.String(metadata={"description": "ISO 8601 UTC time"})
+    decision = fields.Nested(DecisionSchema, allow_none=True)
+
+
+class ErrorBodySchema(ma.Schema):
+    code = fields.String()
+    message = fields.String()
+    fields_ = fields.Dict(
+        data_key="fields", keys=fields.String(), values=fields.List(fields.String())
+    )
+
+
+class ErrorSchema(ma.Schema):
+    error = fields.Nested(ErrorBodySchema)
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String()

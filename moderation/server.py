@@ -1,0 +1,45 @@
+"""`moderation serve`: the API under gunicorn, configured from Settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from moderation.settings import Settings
+
+
+class GunicornApp(BaseApplication):  # type: ignore[misc]
+    """Runs `create_app(settings)` in each gunicorn worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        options: dict[str, Any] = {
+            "bind": f"{self.settings.host}:{self.settings.port}",
+            "workers": self.settings.web_concurrency,
+            # Threads let requests that wait for a decision (?wait=) block without starving others.
+            "worker_class": "gthread",
+            "threads": self.settings.web_threads,
+            "timeout": int(self.settings.max_wait_seconds) + 30,
+            "graceful_timeout": int(self.settings.max_wait_seconds) + 5,
+            # No access log by default: it would carry client addresses (personal data).
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": self.settings.log_level.lower(),
+            # Several API instances may share a host; the control socket path would collide.
+            "control_socket_disable": True,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from moderation.app import create_app
+
+        return create_app(self.settings)
+
+
+def run_api(settings: Settings) -> None:
+    GunicornApp(settings).run()

@@ -1,0 +1,51 @@
+"""The objects a request needs (stores, enqueuer), built once per app from its Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from moderation.queue import ScoringEnqueuer
+from moderation.settings import Settings
+from moderation.sites import SiteStore
+from moderation.store import CommentStore
+
+
+def connect(url: str, *, socket_timeout: float | None = 10.0) -> redis.Redis:
+    """A Redis client that fails fast when Redis is down (the API answers 503 at once)."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=2.0,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), retries=1),
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    comments: CommentStore
+    sites: SiteStore
+    enqueue_scoring: ScoringEnqueuer
+
+
+def build_services(settings: Settings) -> Services:
+    connection = connect(settings.redis_url)
+    return Services(
+        settings=settings,
+        redis=connection,
+        comments=CommentStore(connection),
+        sites=SiteStore(connection, settings.secret_key),
+        enqueue_scoring=ScoringEnqueuer(connection, settings),
+    )
+
+
+def services() -> Services:
+    """The current app's services (inside a request or app context)."""
+    return current_app.extensions["moderation"]

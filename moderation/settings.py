@@ -1,0 +1,266 @@
+"""One typed Settings object built from the environment; the only module that reads it.
+
+Every variable is parsed at start. A bad value raises `SettingsError` naming the variable,
+and the command line turns that into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+TOXICITY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
+
+DEFAULT_HOLD_THRESHOLDS: dict[str, float] = {
+    "toxicity": 0.80,
+    "severe_toxicity": 0.50,
+    "obscene": 0.80,
+    "threat": 0.60,
+    "insult": 0.80,
+    "identity_attack": 0.60,
+    "sexual_explicit": 0.80,
+    "spam": 0.70,
+}
+DEFAULT_REJECT_THRESHOLDS: dict[str, float] = {
+    "toxicity": 0.97,
+    "severe_toxicity": 0.90,
+    "threat": 0.95,
+    "identity_attack": 0.95,
+    "spam": 0.97,
+}
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The automatic policy's knobs (per-site policies later override these defaults)."""
+
+    hold: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_HOLD_THRESHOLDS))
+    reject: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_REJECT_THRESHOLDS))
+    auto_reject: bool = False
+    max_links: int = 2
+    premoderate: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the workers and the command line need to know."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = None
+    toxicity_model: str = "auto"
+    detoxify_config_dir: Path | None = None
+    precision: str = "fp32"
+    max_tokens: int = 256
+    torch_threads: int = 1
+    model_load_timeout: float = 20.0
+    allow_private_callbacks: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_wait_seconds: float = 10.0
+    web_concurrency: int = 2
+    web_threads: int = 8
+    job_timeout: int = 60
+    job_retries: int = 3
+    duplicate_window: int = 3600
+    burst_window: int = 60
+    log_level: str = "INFO"
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and `moderation up` use this)."""
+        return replace(self, **changes)
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError ----------
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if value <= 0:  # type: ignore[operator]
+            raise ValueError("must be greater than 0")
+        return value
+
+    return parse
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def _redis_url(raw: str) -> str:
+    scheme = urlparse(raw).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://host:port/db, rediss://... or unix:///path")
+    return raw
+
+
+def _toxicity_model(raw: str) -> str:
+    value = raw.strip()
+    if value in ("auto", "lite"):
+        return value
+    if value.startswith("detoxify:"):
+        target = value.removeprefix("detoxify:")
+        if target in TOXICITY_VARIANTS or Path(target).is_file():
+            return value
+        raise ValueError(
+            f"unknown Detoxify variant or missing checkpoint file {target!r} "
+            f"(variants: {', '.join(TOXICITY_VARIANTS)})"
+        )
+    raise ValueError("expected auto, lite, detoxify:<variant> or detoxify:<checkpoint path>")
+
+
+def _directory(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{raw!r} is not a directory")
+    return path
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _unit_interval(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _thresholds(raw: str) -> dict[str, float]:
+    """`label=0.8,spam=0.7` -> {"label": 0.8, "spam": 0.7}."""
+    result: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        label, sep, number = part.partition("=")
+        if not sep or not label.strip():
+            raise ValueError(f"expected label=number pairs separated by commas, got {part!r}")
+        result[label.strip()] = _unit_interval(number)
+    return result
+
+
+def _secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError(
+            "must be at least 32 characters "
+            "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    return raw
+
+
+# name -> (Settings field, parser); PolicySettings fields are prefixed with "policy.".
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "REDIS_URL": ("redis_url", _redis_url),
+    "HOST": ("host", str),
+    "PORT": ("port", _port),
+    "MODERATION_SECRET_KEY": ("secret_key", _secret),
+    "MODERATION_TOXICITY_MODEL": ("toxicity_model", _toxicity_model),
+    "MODERATION_DETOXIFY_CONFIG_DIR": ("detoxify_config_dir", _directory),
+    "MODERATION_PRECISION": ("precision", _choice(*PRECISIONS)),
+    "MODERATION_MAX_TOKENS": ("max_tokens", _positive(int)),
+    "MODERATION_TORCH_THREADS": ("torch_threads", _positive(int)),
+    "MODERATION_MODEL_LOAD_TIMEOUT": ("model_load_timeout", _positive(float)),
+    "MODERATION_ALLOW_PRIVATE_CALLBACKS": ("allow_private_callbacks", _parse_bool),
+    "MODERATION_MAX_BODY_BYTES": ("max_body_bytes", _positive(int)),
+    "MODERATION_MAX_WAIT": ("max_wait_seconds", _positive(float)),
+    "MODERATION_WEB_CONCURRENCY": ("web_concurrency", _positive(int)),
+    "MODERATION_WEB_THREADS": ("web_threads", _positive(int)),
+    "MODERATION_JOB_TIMEOUT": ("job_timeout", _positive(int)),
+    "MODERATION_JOB_RETRIES": ("job_retries", _non_negative_int),
+    "MODERATION_DUPLICATE_WINDOW": ("duplicate_window", _positive(int)),
+    "MODERATION_BURST_WINDOW": ("burst_window", _positive(int)),
+    "MODERATION_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+    "MODERATION_HOLD_THRESHOLDS": ("policy.hold", _thresholds),
+    "MODERATION_REJECT_THRESHOLDS": ("policy.reject", _thresholds),
+    "MODERATION_AUTO_REJECT": ("policy.auto_reject", _parse_bool),
+    "MODERATION_MAX_LINKS": ("policy.max_links", _non_negative_int),
+    "MODERATION_PREMODERATE": ("policy.premoderate", _parse_bool),
+}
+
+SECRET_KEY_FILE = "var/secret_key"
+ENVIRONMENT_VARIABLES: tuple[str, ...] = (*_VARIABLES, "MODERATION_SECRET_KEY_FILE")
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables, refusing bad values by name."""
+    env = os.environ if environ is None else environ
+    top: dict[str, Any] = {}
+    policy: dict[str, Any] = {}
+    for variable, (name, parse) in _VARIABLES.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = parse(raw)
+        except (ValueError, TypeError) as error:
+            raise SettingsError(variable, f"{raw!r} is not valid: {error}") from None
+        if name.startswith("policy."):
+            policy[name.removeprefix("policy.")] = value
+        else:
+            top[name] = value
+    if "hold" in policy:
+        policy["hold"] = {**DEFAULT_HOLD_THRESHOLDS, **policy["hold"]}
+    if "reject" in policy:
+        policy["reject"] = {**DEFAULT_REJECT_THRESHOLDS, **policy["reject"]}
+    if "log_level" in top:
+        top["log_level"] = top["log_level"].upper()
+    if "secret_key" not in top:
+        top["secret_key"] = _secret_from_file(
+            Path(env.get("MODERATION_SECRET_KEY_FILE", SECRET_KEY_FILE))
+        )
+    return Settings(**top, policy=PolicySettings(**policy))
+
+
+def _secret_from_file(path: Path) -> str | None:
+    """The key `moderation up` keeps under ./var/ for development, when there is one."""
+    try:
+        raw = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SettingsError("MODERATION_SECRET_KEY_FILE", f"cannot read {path}: {error}") from None
+    try:
+        return _secret(raw)
+    except ValueError as error:
+        raise SettingsError("MODERATION_SECRET_KEY_FILE", f"{path}: {error}") from None

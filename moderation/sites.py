@@ -1,0 +1,125 @@
+"""Sites (tenants): creation, API key lookup and rotation, stored in Redis."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import redis
+
+from moderation import keys
+from moderation.records import utc_now
+from moderation.store import KEYS
+
+SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class SiteExistsError(Exception):
+    pass
+
+
+class UnknownSiteError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    callback_url: str | None
+    webhook_nonce: str
+
+
+@dataclass(frozen=True)
+class SiteCredentials:
+    """Shown once at creation or rotation; only digests and a nonce are stored."""
+
+    site: str
+    api_key: str
+    webhook_secret: str
+
+
+def valid_site_name(name: str) -> bool:
+    return bool(SITE_NAME.match(name))
+
+
+class SiteStore:
+    def __init__(self, connection: redis.Redis, secret_key: str | None) -> None:
+        self.redis = connection
+        self.secret_key = secret_key
+
+    def create(self, name: str, callback_url: str | None = None) -> SiteCredentials:
+        """A new site with a fresh API key; raises SiteExistsError if the name is taken."""
+        if not valid_site_name(name):
+            raise ValueError("site names are 1-63 of a-z, 0-9, '-' and '_', starting alphanumeric")
+        secret_key = self._require_secret_key()
+        api_key, nonce = keys.new_api_key(), keys.new_nonce()
+        key_digest = keys.digest(api_key)
+        created = self.redis.hsetnx(KEYS.site(name), "name", name)
+        if not created:
+            raise SiteExistsError(name)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(
+                KEYS.site(name),
+                mapping={
+                    "api_key_digest": key_digest,
+                    "webhook_nonce": nonce,
+                    "callback_url": callback_url or "",
+                    "created_at": repr(utc_now()),
+                },
+            )
+            pipe.set(KEYS.api_key(key_digest), name)
+            pipe.sadd(KEYS.sites, name)
+            pipe.execute()
+        return SiteCredentials(name, api_key, keys.webhook_secret(secret_key, name, nonce))
+
+    def rotate_api_key(self, name: str) -> SiteCredentials:
+        """Replace the site's API key (the old one stops working at once)."""
+        secret_key = self._require_secret_key()
+        site = self.get(name)
+        if site is None:
+            raise UnknownSiteError(name)
+        old_digest = self.redis.hget(KEYS.site(name), "api_key_digest")
+        api_key = keys.new_api_key()
+        key_digest = keys.digest(api_key)
+        with self.redis.pipeline() as pipe:
+            if old_digest:
+                pipe.delete(KEYS.api_key(old_digest.decode()))
+            pipe.hset(KEYS.site(name), "api_key_digest", key_digest)
+            pipe.set(KEYS.api_key(key_digest), name)
+            pipe.execute()
+        return SiteCredentials(
+            name, api_key, keys.webhook_secret(secret_key, name, site.webhook_nonce)
+        )
+
+    def get(self, name: str) -> Site | None:
+        data = self.redis.hgetall(KEYS.site(name))
+        if not data:
+            return None
+        fields = {k.decode(): v.decode() for k, v in data.items()}
+        return Site(
+            name=name,
+            callback_url=fields.get("callback_url") or None,
+            webhook_nonce=fields.get("webhook_nonce", ""),
+        )
+
+    def authenticate(self, api_key: str) -> str | None:
+        """The site that owns `api_key`, or None."""
+        key_digest = keys.digest(api_key)
+        name = self.redis.get(KEYS.api_key(key_digest))
+        if name is None:
+            return None
+        stored = self.redis.hget(KEYS.site(name.decode()), "api_key_digest")
+        if stored is None or not keys.digests_match(stored.decode(), api_key):
+            return None
+        return name.decode()
+
+    def names(self) -> list[str]:
+        return sorted(n.decode() for n in self.redis.smembers(KEYS.sites))
+
+    def _require_secret_key(self) -> str:
+        if not self.secret_key:
+            raise RuntimeError(
+                "MODERATION_SECRET_KEY is not set (nor a key file at MODERATION_SECRET_KEY_FILE); "
+                "it derives the sites' webhook secrets"
+            )
+        return self.secret_key

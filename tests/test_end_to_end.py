@@ -1,0 +1,176 @@
+"""Comments through real worker processes: submitted over HTTP, scored via RQ, decided."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from rq import Queue
+
+from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE
+from moderation.store import CommentStore
+from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
+from tests.support.redis_server import free_port
+from tests.support.tiny_detoxify import CLEAN_EXAMPLE, TOXIC_EXAMPLE
+
+pytestmark = pytest.mark.e2e
+
+DETOXIFY_LABELS = {
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_attack",
+}
+
+
+@pytest.fixture
+def worker(redis_server, redis_client, tmp_path):
+    with running_worker(redis_server.url, tmp_path / "worker.log") as process:
+        yield process
+
+
+def decided(client, auth, comment_id: str) -> dict:
+    """The record once decided (the API blocks on the decision; the loop only bounds retries)."""
+    record = wait_for(
+        lambda: (
+            (r := client.get(f"/v1/comments/{comment_id}?wait=5", headers=auth).get_json())
+            and r["decision"]
+            and r
+        ),
+        timeout=60,
+        what=f"a decision on {comment_id}",
+    )
+    return record
+
+
+def test_clean_comment_is_approved(client, auth, worker):
+    body = {"id": "clean", "content": "I disagree with the budget figures, but well argued."}
+    assert client.post("/v1/comments", json=body, headers=auth).status_code == 202
+
+    record = decided(client, auth, "clean")
+    assert record["status"] == "approved"
+    decision = record["decision"]
+    assert decision["action"] == "approve"
+    assert decision["reasons"] == []
+    assert decision["decided_by"] == "auto"
+    assert decision["models"]["toxicity"] == "lite"
+    assert decision["models"]["spam"]
+    assert set(decision["scores"]) >= {"toxicity", "spam"}
+    assert all(0.0 <= value <= 1.0 for value in decision["scores"].values())
+
+
+def test_link_spam_is_held(client, auth, worker):
+    content = (
+        "Great post! Check out my channel http://spam.example/a and http://bit.ly/xyz "
+        "and www.cheap-pills.example and http://crypto.example/win subscribe!!!"
+    )
+    client.post("/v1/comments", json={"id": "spam", "content": content}, headers=auth)
+
+    record = decided(client, auth, "spam")
+    assert record["status"] == "held"
+    reasons = record["decision"]["reasons"]
+    assert "4 links > 2 allowed" in reasons
+    assert any(reason.startswith("spam ") for reason in reasons)
+
+
+def test_toxic_comment_is_held(client, auth, worker):
+    body = {"id": "toxic", "content": "You are a fucking idiot and a worthless piece of shit."}
+    client.post("/v1/comments", json=body, headers=auth)
+
+    record = decided(client, auth, "toxic")
+    assert record["status"] == "held"
+    assert any(r.startswith("toxicity ") for r in record["decision"]["reasons"])
+
+
+def test_honeypot_is_held(client, auth, worker):
+    body = {"id": "bot", "content": "Nice article.", "honeypot": "http://bot.example"}
+    client.post("/v1/comments", json=body, headers=auth)
+
+    record = decided(client, auth, "bot")
+    assert record["status"] == "held"
+    assert "honeypot field filled" in record["decision"]["reasons"]
+
+
+def test_scoring_twice_leaves_one_decision(client, auth, worker, redis_client):
+    client.post("/v1/comments", json={"id": "once", "content": "Hello there"}, headers=auth)
+    first = decided(client, auth, "once")["decision"]
+
+    # A second job for the same comment (as a retry or a sweeper would enqueue) changes nothing.
+    queue = Queue(SCORING_QUEUE, connection=redis_client)
+    job = queue.enqueue_call(SCORE_COMMENT_JOB, args=("news", "once"))
+    wait_for(lambda: job.get_status(refresh=True) == "finished", what="the second job")
+    assert job.return_value() == {"outcome": "already_decided", "status": "approved"}
+    assert client.get("/v1/comments/once", headers=auth).get_json()["decision"] == first
+
+
+def test_repeated_text_is_counted_as_duplicate(client, auth, worker):
+    content = "Visit my page for free followers"
+    for number in range(4):
+        body = {"id": f"dup-{number}", "content": content + "!" * number}
+        client.post("/v1/comments", json=body, headers=auth)
+    last = decided(client, auth, "dup-3")
+    # the first three are decided before or with it; the fourth sees them
+    wait_for(lambda: all(decided(client, auth, f"dup-{n}") for n in range(3)))
+    assert (
+        last["decision"]["scores"]["spam"]
+        >= decided(client, auth, "dup-0")["decision"]["scores"]["spam"]
+    )
+
+
+def test_worker_with_a_detoxify_checkpoint(redis_server, client, auth, tiny_detoxify, tmp_path):
+    extra = {
+        "MODERATION_TOXICITY_MODEL": f"detoxify:{tiny_detoxify.checkpoint}",
+        "MODERATION_DETOXIFY_CONFIG_DIR": str(tiny_detoxify.config_dir),
+    }
+    with running_worker(redis_server.url, tmp_path / "worker.log", extra):
+        client.post("/v1/comments", json={"id": "t", "content": TOXIC_EXAMPLE}, headers=auth)
+        client.post("/v1/comments", json={"id": "c", "content": CLEAN_EXAMPLE}, headers=auth)
+        toxic = decided(client, auth, "t")
+        clean = decided(client, auth, "c")
+
+    assert toxic["decision"]["models"]["toxicity"] == f"detoxify:{tiny_detoxify.checkpoint}"
+    assert set(toxic["decision"]["scores"]) == DETOXIFY_LABELS | {"spam"}
+    assert toxic["status"] == "held"
+    assert any(r.startswith("toxicity ") for r in toxic["decision"]["reasons"])
+    assert clean["status"] == "approved"
+
+
+def test_served_api_and_worker_processes(redis_server, redis_client, site, tmp_path: Path):
+    """`moderation serve` under gunicorn plus `moderation worker`: the quick-start flow."""
+    port = free_port()
+    env = moderation_env(redis_server.url, {"PORT": str(port), "MODERATION_WEB_CONCURRENCY": "1"})
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {site.api_key}"}
+
+    def ready() -> bool:
+        try:
+            return requests.get(f"{base}/readyz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    with (
+        moderation_process(["serve"], env, tmp_path / "api.log"),
+        running_worker(redis_server.url, tmp_path / "worker.log"),
+    ):
+        wait_for(ready, timeout=60, interval=0.1, what="/readyz")
+        readiness = requests.get(f"{base}/readyz", timeout=5).json()
+        assert readiness["workers"] == 1
+        assert readiness["toxicity_model"] == "lite"
+
+        response = requests.post(
+            f"{base}/v1/comments?wait=5",
+            json={"id": "hello-1", "content": "Thanks, this was a great read!"},
+            headers=headers,
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["decision"]["action"] == "approve"
+        assert response.elapsed.total_seconds() < 1.0
+
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+        assert "moderation_live_workers 1.0" in metrics
+    assert CommentStore(redis.Redis.from_url(redis_server.url)).pending_count() == 0

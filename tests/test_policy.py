@@ -1,0 +1,73 @@
+"""The policy is a pure function: scores and signals in, an action and its reasons out."""
+
+from __future__ import annotations
+
+from moderation.policy import Signals, decide
+from moderation.records import Action
+from moderation.settings import PolicySettings
+
+CLEAN = {"toxicity": 0.02, "insult": 0.01, "spam": 0.05}
+
+
+def test_clean_comment_is_approved_with_no_reasons():
+    verdict = decide(CLEAN, Signals(), PolicySettings())
+    assert verdict.action is Action.APPROVE
+    assert verdict.reasons == []
+
+
+def test_score_at_threshold_holds_with_a_readable_reason():
+    verdict = decide({**CLEAN, "toxicity": 0.93}, Signals(), PolicySettings())
+    assert verdict.action is Action.HOLD
+    assert verdict.reasons == ["toxicity 0.93 >= 0.80"]
+
+
+def test_exactly_at_threshold_counts_and_just_below_does_not():
+    policy = PolicySettings(hold={"toxicity": 0.8})
+    assert decide({"toxicity": 0.8}, Signals(), policy).action is Action.HOLD
+    assert decide({"toxicity": 0.7999}, Signals(), policy).action is Action.APPROVE
+
+
+def test_several_labels_are_listed_highest_first():
+    scores = {"toxicity": 0.85, "insult": 0.95, "spam": 0.75}
+    reasons = decide(scores, Signals(), PolicySettings()).reasons
+    assert reasons == ["insult 0.95 >= 0.80", "toxicity 0.85 >= 0.80", "spam 0.75 >= 0.70"]
+
+
+def test_labels_without_a_threshold_are_ignored():
+    assert decide({"made_up": 1.0}, Signals(), PolicySettings()).action is Action.APPROVE
+
+
+def test_too_many_links_hold():
+    verdict = decide(CLEAN, Signals(link_count=4), PolicySettings(max_links=2))
+    assert verdict.action is Action.HOLD
+    assert verdict.reasons == ["4 links > 2 allowed"]
+    assert decide(CLEAN, Signals(link_count=2), PolicySettings(max_links=2)).reasons == []
+
+
+def test_honeypot_holds():
+    verdict = decide(CLEAN, Signals(honeypot_filled=True), PolicySettings())
+    assert verdict.action is Action.HOLD
+    assert verdict.reasons == ["honeypot field filled"]
+
+
+def test_premoderation_holds_everything():
+    verdict = decide(CLEAN, Signals(), PolicySettings(premoderate=True))
+    assert verdict.action is Action.HOLD
+    assert verdict.reasons == ["site premoderates every comment"]
+
+
+def test_auto_reject_is_off_by_default():
+    verdict = decide(
+        {"toxicity": 0.999, "spam": 0.999}, Signals(honeypot_filled=True), PolicySettings()
+    )
+    assert verdict.action is Action.HOLD
+
+
+def test_auto_reject_when_turned_on():
+    policy = PolicySettings(auto_reject=True)
+    verdict = decide({"toxicity": 0.99, "spam": 0.1}, Signals(), policy)
+    assert verdict.action is Action.REJECT
+    assert verdict.reasons == ["toxicity 0.99 >= 0.97"]
+    # Below the reject threshold but above the hold threshold: still a hold.
+    assert decide({"toxicity": 0.9}, Signals(), policy).action is Action.HOLD
+    assert decide(CLEAN, Signals(honeypot_filled=True), policy).action is Action.REJECT

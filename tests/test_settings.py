@@ -1,0 +1,93 @@
+"""Settings come from the environment; a bad value is refused by name."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from moderation import settings as settings_module
+from moderation.cli import main
+from moderation.settings import DEFAULT_HOLD_THRESHOLDS, SettingsError, from_env
+
+
+def test_defaults():
+    settings = from_env({"MODERATION_SECRET_KEY_FILE": "/nonexistent"})
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.toxicity_model == "auto"
+    assert settings.torch_threads == 1
+    assert settings.policy.auto_reject is False
+    assert settings.policy.hold == DEFAULT_HOLD_THRESHOLDS
+    assert settings.secret_key is None
+
+
+def test_values_are_parsed(tmp_path):
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"")
+    settings = from_env(
+        {
+            "REDIS_URL": "redis://example:6380/2",
+            "PORT": "9000",
+            "MODERATION_TOXICITY_MODEL": f"detoxify:{checkpoint}",
+            "MODERATION_DETOXIFY_CONFIG_DIR": str(tmp_path),
+            "MODERATION_PRECISION": "BF16",
+            "MODERATION_ALLOW_PRIVATE_CALLBACKS": "true",
+            "MODERATION_HOLD_THRESHOLDS": "toxicity=0.5, spam=0.9",
+            "MODERATION_AUTO_REJECT": "yes",
+            "MODERATION_SECRET_KEY": "k" * 40,
+        }
+    )
+    assert settings.port == 9000
+    assert settings.toxicity_model == f"detoxify:{checkpoint}"
+    assert settings.detoxify_config_dir == tmp_path
+    assert settings.precision == "bf16"
+    assert settings.allow_private_callbacks is True
+    assert settings.policy.hold["toxicity"] == 0.5
+    assert settings.policy.hold["spam"] == 0.9
+    assert settings.policy.hold["insult"] == DEFAULT_HOLD_THRESHOLDS["insult"]
+    assert settings.policy.auto_reject is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("REDIS_URL", "http://localhost"),
+        ("MODERATION_TOXICITY_MODEL", "gpt"),
+        ("MODERATION_TOXICITY_MODEL", "detoxify:nonexistent-variant"),
+        ("MODERATION_DETOXIFY_CONFIG_DIR", "/no/such/dir"),
+        ("MODERATION_PRECISION", "fp8"),
+        ("MODERATION_ALLOW_PRIVATE_CALLBACKS", "maybe"),
+        ("MODERATION_HOLD_THRESHOLDS", "toxicity=2"),
+        ("MODERATION_HOLD_THRESHOLDS", "toxicity"),
+        ("MODERATION_SECRET_KEY", "short"),
+        ("MODERATION_TORCH_THREADS", "0"),
+    ],
+)
+def test_bad_values_name_the_variable(variable, value):
+    with pytest.raises(SettingsError) as caught:
+        from_env({variable: value})
+    assert caught.value.variable == variable
+    assert variable in str(caught.value)
+
+
+def test_the_command_line_stops_with_the_variable_named():
+    result = CliRunner().invoke(main, ["sites", "list"], env={"PORT": "eighty"})
+    assert result.exit_code != 0
+    assert "PORT" in result.output
+
+
+def test_secret_key_is_read_from_the_key_file(tmp_path):
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("s" * 48 + "\n")
+    settings = from_env({"MODERATION_SECRET_KEY_FILE": str(key_file)})
+    assert settings.secret_key == "s" * 48
+
+
+def test_every_variable_is_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [v for v in settings_module.ENVIRONMENT_VARIABLES if f"`{v}`" not in readme]
+    assert missing == []

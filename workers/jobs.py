@@ -1,0 +1,54 @@
+"""Job functions, importable by dotted path. They let exceptions propagate so that RQ's own
+failure handling and retries see them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from moderation import policy
+from moderation.records import Comment, Decision, Status, utc_now
+from workers.runtime import WorkerRuntime, current_runtime
+from workers.scoring.pipeline import score_comments
+from workers.scoring.spam import text_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+def auto_decision(runtime: WorkerRuntime, comment: Comment) -> Decision:
+    """Score the comment and apply the policy; no writes except the spam counters."""
+    settings = runtime.settings
+    activity = runtime.store.count_activity(
+        comment,
+        text_fingerprint(comment.submission.content),
+        duplicate_window=settings.duplicate_window,
+        burst_window=settings.burst_window,
+    )
+    scored = score_comments(runtime.toxicity, [comment], [activity])[0]
+    verdict = policy.decide(scored.scores, scored.signals, settings.policy)
+    return Decision(
+        action=verdict.action,
+        reasons=verdict.reasons,
+        scores=scored.scores,
+        models=scored.models,
+        decided_by="auto",
+        decided_at=utc_now(),
+    )
+
+
+def score_comment(site: str, comment_id: str) -> dict[str, Any]:
+    """Decide one comment automatically. Idempotent: a comment already decided is left alone,
+    and the decision is stored only if the comment is still pending at that moment."""
+    runtime = current_runtime()
+    comment = runtime.store.get(site, comment_id)
+    if comment is None:
+        log.info("comment no longer exists; nothing to score")
+        return {"outcome": "missing"}
+    if comment.status is not Status.PENDING:
+        return {"outcome": "already_decided", "status": comment.status.value}
+    decision = auto_decision(runtime, comment)
+    stored = runtime.store.decide(site, comment_id, decision)
+    if not stored:
+        return {"outcome": "already_decided"}
+    log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
+    return {"outcome": "decided", "action": decision.action.value}

@@ -1,0 +1,293 @@
+"""Toxicity scorers: Detoxify when it can be loaded, the embedded profanity model otherwise.
+
+`load_toxicity_scorer(spec)` is the only entry point that loads anything; importing this module
+loads no model. Specs:
+
+- `lite`: the small scikit-learn model shipped inside `alt-profanity-check` (profanity only).
+- `detoxify:<variant>`: a published Detoxify model (downloaded once, then cached by torch hub).
+- `detoxify:<path>`: a Detoxify checkpoint file on disk.
+- `auto`: Detoxify `original` if it loads within the timeout, else `lite` with a loud warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import torch
+
+if TYPE_CHECKING:
+    from detoxify import Detoxify
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
+AUTO_VARIANT = "original"
+DEFAULT_BATCH_SIZE = 16
+# Per-socket timeout during the `auto` attempt, so an abandoned download cannot stall forever.
+AUTO_SOCKET_TIMEOUT = 10.0
+
+
+class ModelLoadError(RuntimeError):
+    """A requested toxicity model could not be loaded."""
+
+
+class ToxicityScorer(Protocol):
+    """Scores texts; every returned value is a float in [0, 1], one dict per text."""
+
+    name: str
+    labels: tuple[str, ...]
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
+
+
+class LiteScorer:
+    """The linear model embedded in `alt-profanity-check`: fast, small, profanity only."""
+
+    name = "lite"
+    labels = ("toxicity",)
+
+    def __init__(self) -> None:
+        # Importing profanity_check loads its model, so it happens here and not at module import.
+        from profanity_check import predict_prob
+
+        self._predict_prob = predict_prob
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Probability of profanity for each text, as `toxicity`."""
+        if not texts:
+            return []
+        probabilities = self._predict_prob(list(texts))
+        return [{"toxicity": _unit(p)} for p in probabilities]
+
+
+class DetoxifyScorer:
+    """A loaded Detoxify model, run directly so that truncation and batching are ours."""
+
+    def __init__(
+        self,
+        detoxify: Detoxify,
+        name: str,
+        *,
+        precision: str = "fp32",
+        max_tokens: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.name = name
+        self.labels = tuple(detoxify.class_names)
+        if "toxicity" not in self.labels:
+            raise ModelLoadError(f"{name} has no toxicity label (labels: {', '.join(self.labels)})")
+        self.precision = _resolve_precision(precision)
+        self.tokenizer = detoxify.tokenizer
+        self.model = _apply_precision(detoxify.model, self.precision).eval()
+        self.max_tokens = _token_limit(detoxify, max_tokens)
+        self.batch_size = batch_size
+
+    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Scores for every label, in input order; long texts are truncated to `max_tokens`."""
+        # Sorting by length keeps texts of similar length together, so each batch pads less.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[dict[str, float]] = [{} for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            indices = order[start : start + self.batch_size]
+            rows = self._score_batch([texts[i] for i in indices])
+            for index, row in zip(indices, rows, strict=True):
+                results[index] = dict(zip(self.labels, map(_unit, row), strict=True))
+        return results
+
+    def _score_batch(self, texts: list[str]) -> list[list[float]]:
+        inputs = self.tokenizer(
+            texts,
+            return_tensors="pt",
+            truncation=True,
+            max_length=self.max_tokens,
+            padding=True,
+        )
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+            # Same as Detoxify.predict: an independent sigmoid per label (bf16 goes back to fp32).
+            return torch.sigmoid(logits.float()).tolist()
+
+
+def load_toxicity_scorer(
+    spec: str,
+    *,
+    config_dir: Path | None = None,
+    precision: str = "fp32",
+    max_tokens: int = 256,
+    load_timeout: float = 20.0,
+) -> ToxicityScorer:
+    """Load the scorer named by `spec` (see the module docstring); only `auto` falls back."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS})")
+    if spec == "lite":
+        return LiteScorer()
+    if spec == "auto":
+        return _load_auto(config_dir, precision, max_tokens, load_timeout)
+    if spec.startswith("detoxify:"):
+        target = spec.removeprefix("detoxify:")
+        detoxify = _load_detoxify(target, config_dir)
+        return DetoxifyScorer(detoxify, spec, precision=precision, max_tokens=max_tokens)
+    raise ValueError(
+        f"unknown toxicity model {spec!r} "
+        "(expected auto, lite, detoxify:<variant> or detoxify:<checkpoint path>)"
+    )
+
+
+def warm_up(scorer: ToxicityScorer) -> None:
+    """One tiny forward pass, so the first real comment does not pay for lazy initialisation."""
+    started = time.perf_counter()
+    scorer.score(["warm up"])
+    logger.info("toxicity model %s warmed up in %.2fs", scorer.name, time.perf_counter() - started)
+
+
+def cached_checkpoint(variant: str) -> Path:
+    """Where torch hub keeps the downloaded checkpoint of a Detoxify variant."""
+    from detoxify.detoxify import MODEL_URLS
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(MODEL_URLS[variant])
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def _load_detoxify(target: str, config_dir: Path | None) -> Detoxify:
+    """A Detoxify object for a variant name or checkpoint path, or ModelLoadError saying why."""
+    from detoxify import Detoxify
+
+    if target in DETOXIFY_VARIANTS:
+        checkpoint = cached_checkpoint(target)
+        if not checkpoint.is_file():
+            if _hub_offline():
+                raise ModelLoadError(
+                    f"Detoxify {target!r} is not cached at {checkpoint} and HF_HUB_OFFLINE is set"
+                )
+            logger.info("downloading Detoxify %r (cached afterwards at %s)", target, checkpoint)
+            return _construct(
+                Detoxify, target, model_type=target, huggingface_config_path=config_dir
+            )
+    else:
+        checkpoint = Path(target)
+        if not checkpoint.is_file():
+            raise ModelLoadError(
+                f"no Detoxify checkpoint file at {target!r} "
+                f"(or unknown variant; variants: {', '.join(DETOXIFY_VARIANTS)})"
+            )
+    logger.info("loading Detoxify checkpoint %s", checkpoint)
+    return _construct(Detoxify, target, checkpoint=checkpoint, huggingface_config_path=config_dir)
+
+
+def _construct(factory: Callable[..., Detoxify], target: str, **kwargs: Any) -> Detoxify:
+    try:
+        return factory(**kwargs)
+    except Exception as error:
+        raise ModelLoadError(f"could not load Detoxify {target!r}: {error}") from error
+
+
+def _load_auto(
+    config_dir: Path | None, precision: str, max_tokens: int, load_timeout: float
+) -> ToxicityScorer:
+    started = time.perf_counter()
+    try:
+        with _default_socket_timeout(min(load_timeout, AUTO_SOCKET_TIMEOUT)):
+            detoxify = _call_with_timeout(
+                lambda: _load_detoxify(AUTO_VARIANT, config_dir), load_timeout
+            )
+    except Exception as error:  # anything at all: `auto` must end up with a working scorer
+        if isinstance(error, TimeoutError):
+            error = ModelLoadError(f"Detoxify {AUTO_VARIANT!r} did not load in {load_timeout:g}s")
+        logger.warning(
+            "TOXICITY MODEL FALLBACK: %s (gave up after %.1fs). Using the 'lite' profanity model "
+            "instead, which only recognises profanity. To use the real model, start once with "
+            "network access so that it is downloaded to %s (plus its Hugging Face config, or set "
+            "MODERATION_DETOXIFY_CONFIG_DIR), or set MODERATION_TOXICITY_MODEL=detoxify:<path>.",
+            error,
+            time.perf_counter() - started,
+            cached_checkpoint(AUTO_VARIANT),
+        )
+        return LiteScorer()
+    return DetoxifyScorer(
+        detoxify, f"detoxify:{AUTO_VARIANT}", precision=precision, max_tokens=max_tokens
+    )
+
+
+def _call_with_timeout(function: Callable[[], T], timeout: float) -> T:
+    """Run `function` in a daemon thread; raise TimeoutError if it has not returned in time.
+
+    A thread that times out is abandoned (threads cannot be killed): being a daemon, it does
+    not keep the process alive, and whatever it returns later is dropped.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function())
+        except Exception as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="toxicity-model-load", daemon=True).start()
+    return future.result(timeout=timeout)
+
+
+@contextmanager
+def _default_socket_timeout(seconds: float) -> Iterator[None]:
+    """Give sockets created meanwhile (torch hub sets none) a timeout, unless one is set already.
+
+    The default is process-wide, but it only applies to sockets created during the attempt
+    without an explicit timeout; redis-py and Hugging Face set their own.
+    """
+    if socket.getdefaulttimeout() is not None:
+        yield
+        return
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(None)
+
+
+def _hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE forbids downloads; torch hub has no such switch, so obey it too."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+# --- precision -----------------------------------------------------------------------------------
+
+
+def _resolve_precision(precision: str) -> str:
+    """The precision actually used. `auto` is where a start-up measurement will choose (later)."""
+    if precision == "auto":
+        return "fp32"
+    return precision
+
+
+def _apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+    return model
+
+
+def _token_limit(detoxify: Detoxify, max_tokens: int) -> int:
+    """`max_tokens`, but never more than the model's positions or the tokenizer's maximum."""
+    positions = getattr(detoxify.model.config, "max_position_embeddings", max_tokens)
+    return min(max_tokens, positions, detoxify.tokenizer.model_max_length)
+
+
+def _unit(value: float) -> float:
+    """A plain Python float clamped to [0, 1]."""
+    return min(1.0, max(0.0, float(value)))
