@@ -41,7 +41,7 @@ class EmbeddedRedis:
         return f"unix://{self.server.socket_file}?db=0"
 
     def shutdown(self) -> None:
-        self.server.shutdown(save=True, now=True)
+        self.server.shutdown(save=True)
 
 
 def answers(url: str) -> bool:
@@ -51,12 +51,14 @@ def answers(url: str) -> bool:
         return False
 
 
-def choose_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+def choose_redis(
+    settings: Settings, local_url: str = LOCAL_REDIS_URL
+) -> tuple[str, EmbeddedRedis | None]:
     """The configured REDIS_URL; else a local Redis on 6379 if it answers; else an embedded one."""
     if "REDIS_URL" in os.environ:
         return settings.redis_url, None
-    if answers(LOCAL_REDIS_URL):
-        return LOCAL_REDIS_URL, None
+    if answers(local_url):
+        return local_url, None
     embedded = EmbeddedRedis(VAR_DIR / "redis")
     return embedded.url, embedded
 

@@ -1,0 +1,123 @@
+"""The `moderation` command: sites, and the one-command development stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import redis
+import requests
+from click.testing import CliRunner
+
+from moderation.cli import main
+from moderation.devserver import EmbeddedRedis, choose_redis
+from moderation.settings import Settings
+from moderation.sites import SiteStore
+from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
+from tests.support.redis_server import free_port
+
+
+def run_cli(redis_url: str, *args: str):
+    env = moderation_env(redis_url)
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_sites_create_prints_credentials_once_as_json(redis_server, redis_client, client):
+    result = run_cli(redis_server.url, "sites", "create", "news", "--json")
+
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert set(created) == {"site", "api_key", "webhook_secret"}
+    assert created["site"] == "news"
+    headers = {"Authorization": f"Bearer {created['api_key']}"}
+    assert client.get("/v1/comments/nothing", headers=headers).status_code == 404
+
+
+def test_sites_create_refuses_a_taken_or_bad_name(redis_server, redis_client):
+    assert run_cli(redis_server.url, "sites", "create", "news").exit_code == 0
+    again = run_cli(redis_server.url, "sites", "create", "news")
+    assert again.exit_code != 0
+    assert "exists" in again.output
+    bad = run_cli(redis_server.url, "sites", "create", "Not A Name")
+    assert bad.exit_code != 0
+
+
+def test_sites_create_stores_the_callback_url(redis_server, redis_client):
+    url = "https://news.example/hooks/moderation"
+    result = run_cli(redis_server.url, "sites", "create", "news", "--callback-url", url)
+    assert result.exit_code == 0
+    assert SiteStore(redis_client, None).get("news").callback_url == url
+
+
+def test_rotate_key_gives_a_working_new_key(redis_server, redis_client, client):
+    first = json.loads(run_cli(redis_server.url, "sites", "create", "news", "--json").output)
+    second = json.loads(run_cli(redis_server.url, "sites", "rotate-key", "news", "--json").output)
+    assert second["api_key"] != first["api_key"]
+    assert second["webhook_secret"] == first["webhook_secret"]
+    old = {"Authorization": f"Bearer {first['api_key']}"}
+    new = {"Authorization": f"Bearer {second['api_key']}"}
+    assert client.get("/v1/comments/x", headers=old).status_code == 401
+    assert client.get("/v1/comments/x", headers=new).status_code == 404
+
+
+def test_embedded_redis_is_used_when_nothing_answers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    url, embedded = choose_redis(Settings(), local_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        assert isinstance(embedded, EmbeddedRedis)
+        connection = redis.Redis.from_url(url)
+        assert connection.ping()
+        assert connection.config_get("appendonly")["appendonly"] == "yes"
+        assert connection.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        assert (tmp_path / "var" / "redis").is_dir()
+    finally:
+        if embedded is not None:
+            embedded.shutdown()
+
+
+@pytest.mark.e2e
+def test_up_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(redis_server, tmp_path):
+    port = free_port()
+    env = moderation_env(redis_server.url, {"PORT": str(port)})
+    del env["MODERATION_SECRET_KEY"]  # `up` keeps one under ./var/
+    env["MODERATION_SECRET_KEY_FILE"] = str(tmp_path / "secret_key")
+    log = tmp_path / "up.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moderation.cli", "up"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "Ctrl-C" in log.read_text(), timeout=120, interval=0.1, what="up")
+        printed = log.read_text()
+        api_key = re.search(r"Bearer (mk_[\w-]+)", printed).group(1)
+        assert f"http://127.0.0.1:{port}/v1/comments?wait=5" in printed
+        assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+        response = requests.post(
+            f"http://127.0.0.1:{port}/v1/comments?wait=5",
+            json={"id": "hello-1", "content": "Thanks, this was a great read!"},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        assert response.json()["decision"]["action"] == "approve"
+        assert response.elapsed.total_seconds() < 1.0
+    finally:
+        # Ctrl-C in a terminal signals the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    # Every child is gone: nothing answers on the port any more.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
