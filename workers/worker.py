@@ -16,7 +16,7 @@ import os
 import socket
 import uuid
 
-from rq import SimpleWorker
+from rq import SimpleWorker, get_current_job
 
 from moderation.queue import scoring_queue
 from moderation.services import connect
@@ -25,6 +25,29 @@ from moderation.store import WorkerModels
 from workers.runtime import start_runtime
 
 log = logging.getLogger(__name__)
+
+#: Seconds between RQ's registry clean-ups. A job whose worker died stays "started" until its
+#: heartbeat expires (job timeout + 60 s); the next clean-up then retries it. RQ's default of
+#: 600 s would leave such a comment pending for up to 12 minutes.
+MAINTENANCE_INTERVAL = 60
+
+
+class JobIdFilter(logging.Filter):
+    """Stamps the id of the job being run (or "-") on every log record as `job_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = get_current_job()
+        record.job_id = job.id if job is not None else "-"
+        return True
+
+
+def stamp_job_ids_on_logs() -> None:
+    """Every handler of the root logger shows which job a line belongs to."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(JobIdFilter())
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [job %(job_id)s]: %(message)s")
+        )
 
 
 class ScoringWorker(SimpleWorker):
@@ -38,6 +61,7 @@ def worker_name() -> str:
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     """Load the model, register, and work the scoring queue until stopped (SIGTERM: finish
     the current job, then exit). Returns whether any job ran."""
+    stamp_job_ids_on_logs()
     runtime = start_runtime(settings)
     connection = connect(settings.redis_url, socket_timeout=None)
     worker = ScoringWorker(
@@ -45,6 +69,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
         connection=connection,
         name=worker_name(),
         log_job_description=False,
+        maintenance_interval=MAINTENANCE_INTERVAL,
     )
     models = WorkerModels(connection)
     models.register(worker.name, {"toxicity": runtime.toxicity.name})
