@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from moderation import errors
-from moderation.api import Api, comments, ops
+from moderation.api import Api, comments, ops, review
 from moderation.services import build_services
 from moderation.settings import Settings
 
@@ -32,5 +32,6 @@ def create_app(settings: Settings) -> Flask:
     errors.init_app(app)
     api = Api(app)
     api.register_blueprint(comments.blp)
+    api.register_blueprint(review.blp)
     api.register_blueprint(ops.blp)
     return app

@@ -1,10 +1,11 @@
-"""Who is calling: host sites by API key (moderators come later)."""
+"""Who is calling: host sites by API key, moderators by API token."""
 
 from __future__ import annotations
 
 from flask import g, request
 
 from moderation.errors import ApiError
+from moderation.moderators import Moderator
 from moderation.services import services
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="moderation"'}
@@ -31,3 +32,22 @@ def authenticate_site() -> None:
 
 def current_site() -> str:
     return g.site
+
+
+def authenticate_moderator() -> None:
+    """`before_request` hook for review endpoints: sets `g.moderator` or answers 401."""
+    token = bearer_token()
+    if token is None:
+        raise ApiError(
+            401,
+            "Missing token: send 'Authorization: Bearer <moderator token>'.",
+            headers=_CHALLENGE,
+        )
+    moderator = services().moderators.by_token(token)
+    if moderator is None:
+        raise ApiError(401, "Invalid or disabled moderator token.", headers=_CHALLENGE)
+    g.moderator = moderator
+
+
+def current_moderator() -> Moderator:
+    return g.moderator

@@ -144,5 +144,119 @@ def sites_list(settings: Settings) -> None:
         click.echo(name)
 
 
+@main.group()
+def moderators() -> None:
+    """Manage moderator accounts."""
+
+
+def moderator_store(settings: Settings) -> Any:
+    from moderation.moderators import ModeratorStore
+    from moderation.services import connect
+
+    return ModeratorStore(connect(settings.redis_url))
+
+
+def print_moderator_credentials(credentials: Any, as_json: bool) -> None:
+    data = {
+        "name": credentials.name,
+        "role": credentials.role.value,
+        "token": credentials.token,
+        "password": credentials.password,
+    }
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+        click.echo("Store these now: they are not shown again.", err=True)
+
+
+def split_sites(raw: str | None) -> list[str]:
+    return [site.strip() for site in (raw or "").split(",") if site.strip()]
+
+
+@moderators.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "moderator"]), required=True)
+@click.option("--sites", "site_list", default=None, help="Comma-separated sites (moderators).")
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
+@with_settings
+def moderators_create(
+    settings: Settings, name: str, role: str, site_list: str | None, as_json: bool
+) -> None:
+    """Create a moderator; prints a token (API) and a password (web page) once."""
+    from moderation.moderators import ModeratorExistsError, Role
+
+    sites = split_sites(site_list)
+    known = set(site_store(settings).names())
+    unknown = [site for site in sites if site not in known]
+    if unknown:
+        click.echo(f"warning: no such site(s) yet: {', '.join(unknown)}", err=True)
+    if role == "moderator" and not sites:
+        click.echo("warning: a moderator with no --sites sees nothing", err=True)
+    try:
+        credentials = moderator_store(settings).create(name, Role(role), sites)
+    except ModeratorExistsError:
+        raise click.ClickException(f"moderator {name!r} exists") from None
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    print_moderator_credentials(credentials, as_json)
+
+
+@moderators.command("disable")
+@click.argument("name")
+@with_settings
+def moderators_disable(settings: Settings, name: str) -> None:
+    """Stop a moderator's logins and token at once."""
+    _set_disabled(settings, name, True)
+    click.echo(f"moderator {name!r} disabled")
+
+
+@moderators.command("enable")
+@click.argument("name")
+@with_settings
+def moderators_enable(settings: Settings, name: str) -> None:
+    """Let a disabled moderator in again."""
+    _set_disabled(settings, name, False)
+    click.echo(f"moderator {name!r} enabled")
+
+
+def _set_disabled(settings: Settings, name: str, disabled: bool) -> None:
+    from moderation.moderators import UnknownModeratorError
+
+    try:
+        moderator_store(settings).set_disabled(name, disabled)
+    except UnknownModeratorError:
+        raise click.ClickException(f"no moderator {name!r}") from None
+
+
+@moderators.command("reset-password")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
+@with_settings
+def moderators_reset_password(settings: Settings, name: str, as_json: bool) -> None:
+    """A new password and token; the old ones stop working at once."""
+    from moderation.moderators import UnknownModeratorError
+
+    try:
+        credentials = moderator_store(settings).reset_password(name)
+    except UnknownModeratorError:
+        raise click.ClickException(f"no moderator {name!r}") from None
+    print_moderator_credentials(credentials, as_json)
+
+
+@moderators.command("list")
+@with_settings
+def moderators_list(settings: Settings) -> None:
+    """List moderators with their role, sites and state."""
+    store = moderator_store(settings)
+    for name in store.names():
+        moderator = store.get(name)
+        if moderator is not None:
+            state = " (disabled)" if moderator.disabled else ""
+            sites = ",".join(moderator.sites) or "-"
+            click.echo(f"{name}\t{moderator.role.value}\t{sites}{state}")
+
+
 if __name__ == "__main__":
     main()

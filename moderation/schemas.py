@@ -114,3 +114,78 @@ class ErrorSchema(ma.Schema):
 
 class HealthSchema(ma.Schema):
     status = fields.String()
+
+
+# --- moderators ------------------------------------------------------------------------------
+
+
+class ReviewQueueQuerySchema(ma.Schema):
+    site = fields.String(validate=validate.Length(min=1, max=63))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=validate.Length(max=1024))
+    label = fields.String(
+        validate=validate.Length(max=64), metadata={"description": "e.g. toxicity, spam"}
+    )
+    reason = fields.String(
+        validate=validate.Length(max=200), metadata={"description": "text in a reason"}
+    )
+
+
+class AuthorHistorySchema(ma.Schema):
+    approved = fields.Integer()
+    held = fields.Integer()
+    rejected = fields.Integer()
+
+
+class ReviewItemSchema(CommentRecordSchema):
+    site = fields.String()
+    content = fields.String()
+    author = fields.Dict(keys=fields.String(), values=fields.String())
+    context = fields.Dict(keys=fields.String(), values=fields.String())
+    author_history = fields.Nested(AuthorHistorySchema)
+
+
+class ReviewQueueSchema(ma.Schema):
+    items = fields.List(fields.Nested(ReviewItemSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ReviewDecisionSchema(ma.Schema):
+    action = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    note = text(2000, load_default="")
+
+
+class BulkReviewSchema(ma.Schema):
+    site = fields.String(required=True, validate=validate.Length(min=1, max=63))
+    ids = fields.List(
+        fields.String(validate=[validate.Length(min=1, max=128), _encodable]),
+        required=True,
+        validate=validate.Length(min=1, max=100),
+    )
+    action = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    note = text(2000, load_default="")
+
+
+class BulkReviewResultSchema(ma.Schema):
+    id = fields.String()
+    outcome = fields.String(metadata={"description": "decided, conflict, not_found, forbidden"})
+    error = fields.String()
+    record = fields.Nested(CommentRecordSchema)
+    current = fields.Nested(CommentRecordSchema)
+
+
+class BulkReviewResponseSchema(ma.Schema):
+    results = fields.List(fields.Nested(BulkReviewResultSchema))
+
+
+class AuditEventSchema(ma.Schema):
+    at = fields.String()
+    actor = fields.String()
+    action = fields.String()
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
+    to = fields.String()
+    note = fields.String()
+
+
+class AuditSchema(ma.Schema):
+    events = fields.List(fields.Nested(AuditEventSchema))

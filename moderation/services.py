@@ -9,7 +9,9 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from moderation.moderators import ModeratorStore
 from moderation.queue import ScoringEnqueuer
+from moderation.review import ReviewService
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
@@ -33,16 +35,22 @@ class Services:
     comments: CommentStore
     sites: SiteStore
     enqueue_scoring: ScoringEnqueuer
+    moderators: ModeratorStore
+    review: ReviewService
 
 
 def build_services(settings: Settings) -> Services:
     connection = connect(settings.redis_url)
+    comments = CommentStore(connection)
+    sites = SiteStore(connection, settings.secret_key)
     return Services(
         settings=settings,
         redis=connection,
-        comments=CommentStore(connection),
-        sites=SiteStore(connection, settings.secret_key),
+        comments=comments,
+        sites=sites,
         enqueue_scoring=ScoringEnqueuer(connection, settings),
+        moderators=ModeratorStore(connection),
+        review=ReviewService(comments, sites),
     )
 
 

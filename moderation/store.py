@@ -7,6 +7,11 @@ Layout (every key under the `mod:` prefix):
     mod:decided:{site}:{id}        channel published once when a decision is stored
     mod:recent:{kind}:{site}:{v}   zset    comment ids by submission time, for spam counters
     mod:worker-models              hash    worker name -> the models it scores with
+    mod:held:{site}                zset    held comment ids by submission time (the review queue)
+    mod:audit:{site}:{id}          list    the comment's audit events, oldest first (JSON)
+    mod:events:{site}              stream  every site's audit events, for live views
+    mod:author:{site}:{author}     hash    the author's comment counts by status
+    mod:examples:{site}            stream  human-labeled examples (text, scores, label)
 
 Sites live in `moderation.sites`, which shares `Keyspace` with this module.
 """
@@ -19,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.client import Pipeline
@@ -37,17 +43,37 @@ log = logging.getLogger(__name__)
 #: Enqueues the scoring job for (site, comment id) on the given transaction; returns its id.
 Enqueue = Callable[[Pipeline, str, str], str]
 
-# Stores a decision only when the comment is still in the expected state, in one step, and
-# tells anyone waiting. KEYS: comment, pending index. ARGV: expected status, new status,
-# decision json, pending member, channel.
+# Stores a decision only when the comment is in an allowed state, in one step: the record, the
+# pending and held indexes, the author's counts, the audit trail and a wake-up for waiters.
+# KEYS: comment, pending index, site's held index, comment's audit list, site's event stream,
+# author's counts. ARGV: allowed statuses (comma-separated), new status, decision json,
+# pending member, channel, comment id, actor, action, note, time, "1" when there is an author.
+# Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone.
 _DECIDE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status ~= ARGV[1] then return 0 end
+if not status then return {-1, ''} end
+local allowed = false
+for candidate in string.gmatch(ARGV[1], '[^,]+') do
+  if candidate == status then allowed = true end
+end
+if not allowed then return {0, status} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'decision', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
+if ARGV[2] == 'held' then
+  redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'submitted_at'), ARGV[6])
+else
+  redis.call('ZREM', KEYS[3], ARGV[6])
+end
+local event = cjson.encode({at = tonumber(ARGV[10]), actor = ARGV[7], action = ARGV[8],
+                            from = status, to = ARGV[2], note = ARGV[9]})
+redis.call('RPUSH', KEYS[4], event)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[6], 'event', event)
+if ARGV[11] == '1' then
+  if status ~= 'pending' then redis.call('HINCRBY', KEYS[6], status, -1) end
+  redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
+end
 redis.call('PUBLISH', ARGV[5], ARGV[2])
-return 1
+return {1, status}
 """
 
 
@@ -83,6 +109,31 @@ class Keyspace:
     def worker_models(self) -> str:
         return f"{self.prefix}:worker-models"
 
+    def held(self, site: str) -> str:
+        return f"{self.prefix}:held:{site}"
+
+    def audit(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:audit:{site}:{comment_id}"
+
+    def site_events(self, site: str) -> str:
+        return f"{self.prefix}:events:{site}"
+
+    def author_counts(self, site: str, author_id: str) -> str:
+        return f"{self.prefix}:author:{site}:{author_id}"
+
+    def examples(self, site: str) -> str:
+        return f"{self.prefix}:examples:{site}"
+
+    def moderator(self, name: str) -> str:
+        return f"{self.prefix}:moderator:{name}"
+
+    @property
+    def moderators(self) -> str:
+        return f"{self.prefix}:moderators"
+
+    def moderator_token(self, token_digest: str) -> str:
+        return f"{self.prefix}:modtoken:{token_digest}"
+
 
 KEYS = Keyspace()
 
@@ -93,6 +144,14 @@ class ConflictError(Exception):
     def __init__(self, existing: Comment) -> None:
         super().__init__(f"comment {existing.id!r} exists with different content")
         self.existing = existing
+
+
+@dataclass(frozen=True)
+class DecideOutcome:
+    """Whether a decision was stored, and the comment's status before it (None: no comment)."""
+
+    stored: bool
+    status: Status | None
 
 
 @dataclass(frozen=True)
@@ -141,6 +200,14 @@ class CommentStore:
                     pipe.multi()
                     pipe.hset(key, mapping=_new_comment_hash(submission, digest, now))
                     pipe.zadd(KEYS.pending, {pending_member(site, submission.id): now})
+                    event = _event(now, f"site:{site}", "submit", None, Status.PENDING, "")
+                    pipe.rpush(KEYS.audit(site, submission.id), event)
+                    pipe.xadd(
+                        KEYS.site_events(site),
+                        {"comment": submission.id, "event": event},
+                        maxlen=100_000,
+                        approximate=True,
+                    )
                     job_id = enqueue(pipe, site, submission.id)
                     pipe.hset(key, "job_id", job_id)
                     pipe.execute()
@@ -190,20 +257,95 @@ class CommentStore:
     # --- deciding ---------------------------------------------------------------------------
 
     def decide(
-        self, site: str, comment_id: str, decision: Decision, expected: Status = Status.PENDING
-    ) -> bool:
-        """Store `decision` if the comment is still `expected`; False if it was not (or is gone)."""
+        self,
+        site: str,
+        comment_id: str,
+        decision: Decision,
+        *,
+        allowed: tuple[Status, ...] = (Status.PENDING,),
+        note: str = "",
+    ) -> DecideOutcome:
+        """Store `decision` if the comment's status is one of `allowed`, with its audit event."""
+        comment = self.get(site, comment_id)
+        author_id = comment.submission.author.get("id", "") if comment else ""
         result = self._decide(
-            keys=[KEYS.comment(site, comment_id), KEYS.pending],
+            keys=[
+                KEYS.comment(site, comment_id),
+                KEYS.pending,
+                KEYS.held(site),
+                KEYS.audit(site, comment_id),
+                KEYS.site_events(site),
+                KEYS.author_counts(site, author_id),
+            ],
             args=[
-                expected.value,
+                ",".join(status.value for status in allowed),
                 decision.action.status.value,
                 json.dumps(decision.to_storage()),
                 pending_member(site, comment_id),
                 KEYS.decided_channel(site, comment_id),
+                comment_id,
+                decision.decided_by,
+                decision.action.value,
+                note,
+                repr(decision.decided_at),
+                "1" if author_id else "0",
             ],
         )
-        return int(result) == 1
+        code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
+        if code == -1:
+            return DecideOutcome(stored=False, status=None)
+        return DecideOutcome(stored=code == 1, status=Status(status))
+
+    # --- reading the review side ------------------------------------------------------------
+
+    def held_page(self, site: str, min_score: float | None, count: int) -> list[tuple[float, str]]:
+        """Held (submitted_at, id) pairs of a site from `min_score` on, oldest first; a few more
+        than `count`, so callers can skip ties they have already seen."""
+        rows = self.redis.zrangebyscore(
+            KEYS.held(site),
+            "-inf" if min_score is None else min_score,
+            "+inf",
+            start=0,
+            num=count + 64,
+            withscores=True,
+        )
+        return [(score, member.decode()) for member, score in rows]
+
+    def held_count(self, site: str) -> int:
+        return int(self.redis.zcard(KEYS.held(site)))
+
+    def audit(self, site: str, comment_id: str) -> list[dict[str, Any]]:
+        """The comment's audit events, oldest first."""
+        return [json.loads(raw) for raw in self.redis.lrange(KEYS.audit(site, comment_id), 0, -1)]
+
+    def author_counts(self, site: str, author_id: str) -> dict[str, int]:
+        """How many of the author's comments on the site are approved, held and rejected."""
+        stored = self.redis.hgetall(KEYS.author_counts(site, author_id)) if author_id else {}
+        counts = {key.decode(): int(value) for key, value in stored.items()}
+        return {
+            status: max(0, counts.get(status, 0)) for status in ("approved", "held", "rejected")
+        }
+
+    def latest_event_id(self, site: str) -> str:
+        """The id of the site's newest audit event ("0-0" when there is none)."""
+        newest = self.redis.xrevrange(KEYS.site_events(site), count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    def add_example(self, comment: Comment, label: str, labeler: str) -> None:
+        """Keep a human-labeled example for the scorers to learn from later."""
+        scores = comment.decision.scores if comment.decision else {}
+        self.redis.xadd(
+            KEYS.examples(comment.site),
+            {
+                "comment": comment.id,
+                "content": comment.submission.content,
+                "scores": json.dumps(scores),
+                "label": label,
+                "labeler": labeler,
+            },
+            maxlen=1_000_000,
+            approximate=True,
+        )
 
     # --- spam counters ----------------------------------------------------------------------
 
@@ -239,6 +381,22 @@ class CommentStore:
             author_burst=int(counts.get("author", 1)),
             ip_burst=int(counts.get("ip", 1)),
         )
+
+
+def _event(
+    at: float, actor: str, action: str, before: Status | None, after: Status, note: str
+) -> str:
+    """One audit event as stored (the Lua script builds the same shape for decisions)."""
+    return json.dumps(
+        {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "from": before.value if before else None,
+            "to": after.value,
+            "note": note,
+        }
+    )
 
 
 def _new_comment_hash(submission: Submission, digest: str, now: float) -> dict[str, str]:

@@ -287,7 +287,7 @@ def decide_when_someone_waits(redis_client: redis.Redis, site: str, comment_id: 
         assert time.monotonic() < deadline, "nobody subscribed"
         time.sleep(0.005)
     decision = Decision(Action.APPROVE, [], {"toxicity": 0.1, "spam": 0.0}, {}, "auto", utc_now())
-    assert CommentStore(redis_client).decide(site, comment_id, decision)
+    assert CommentStore(redis_client).decide(site, comment_id, decision).stored
 
 
 def test_wait_returns_the_decision_as_soon_as_it_is_stored(client, auth, redis_client):

@@ -1,0 +1,83 @@
+"""Moderator endpoints: the held queue, one comment, decisions (single and bulk), audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+
+from moderation.api import Blueprint
+from moderation.auth import authenticate_moderator, current_moderator
+from moderation.errors import ApiError
+from moderation.records import Action
+from moderation.schemas import (
+    AuditSchema,
+    BulkReviewResponseSchema,
+    BulkReviewSchema,
+    CommentRecordSchema,
+    ReviewDecisionSchema,
+    ReviewItemSchema,
+    ReviewQueueQuerySchema,
+    ReviewQueueSchema,
+)
+from moderation.services import services
+
+blp = Blueprint(
+    "review",
+    __name__,
+    url_prefix="/v1/review",
+    description="The review queue and moderator decisions (moderator token auth).",
+)
+blp.before_request(authenticate_moderator)
+
+
+@blp.before_request
+def require_json() -> None:
+    if request.method == "POST" and not request.is_json:
+        raise ApiError(415, "Send the body as JSON with 'Content-Type: application/json'.")
+
+
+@blp.route("/queue")
+@blp.arguments(ReviewQueueQuerySchema, location="query")
+@blp.response(200, ReviewQueueSchema)
+def queue(query: dict[str, Any]) -> dict[str, Any]:
+    """Held comments of your sites, oldest first, with a cursor for the next page."""
+    page = services().review.queue(current_moderator(), **query)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/bulk", methods=["POST"])
+@blp.arguments(BulkReviewSchema)
+@blp.response(200, BulkReviewResponseSchema)
+def bulk(body: dict[str, Any]) -> dict[str, Any]:
+    """Approve or reject a list of comments of one site; one result per id, in order."""
+    results = services().review.decide_many(
+        current_moderator(), body["site"], body["ids"], Action(body["action"]), body["note"]
+    )
+    return {"results": results}
+
+
+@blp.route("/<site>/<path:comment_id>")
+class ReviewComment(MethodView):
+    @blp.response(200, ReviewItemSchema)
+    def get(self, site: str, comment_id: str) -> dict[str, Any]:
+        """One comment with its scores, reasons and the author's history on the site."""
+        review = services().review
+        return review.item(review.comment(current_moderator(), site, comment_id))
+
+    @blp.arguments(ReviewDecisionSchema)
+    @blp.response(200, CommentRecordSchema)
+    @blp.alt_response(409, description="Already decided by someone else; `current` is its state.")
+    def post(self, body: dict[str, Any], site: str, comment_id: str) -> dict[str, Any]:
+        """Approve or reject a held (or still pending) comment, with an optional note."""
+        return services().review.decide(
+            current_moderator(), site, comment_id, Action(body["action"]), body["note"]
+        )
+
+
+@blp.route("/<site>/<path:comment_id>/audit")
+@blp.response(200, AuditSchema)
+def audit(site: str, comment_id: str) -> dict[str, Any]:
+    """Every change of the comment's state from submission on."""
+    return {"events": services().review.audit(current_moderator(), site, comment_id)}
