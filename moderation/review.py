@@ -161,7 +161,14 @@ class ReviewService:
             decided_by=moderator.actor,
             decided_at=utc_now(),
         )
-        outcome = self.comments.decide(site, comment_id, decision, allowed=DECIDABLE, note=note)
+        outcome = self.comments.decide(
+            site,
+            comment_id,
+            decision,
+            allowed=DECIDABLE,
+            note=note,
+            author_id=comment.submission.author.get("id", ""),
+        )
         current = self.comments.get(site, comment_id)
         if outcome.status is None or current is None:
             raise ApiError(404, f"No comment {comment_id!r} on site {site!r}.")

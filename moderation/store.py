@@ -264,10 +264,15 @@ class CommentStore:
         *,
         allowed: tuple[Status, ...] = (Status.PENDING,),
         note: str = "",
+        author_id: str | None = None,
     ) -> DecideOutcome:
-        """Store `decision` if the comment's status is one of `allowed`, with its audit event."""
-        comment = self.get(site, comment_id)
-        author_id = comment.submission.author.get("id", "") if comment else ""
+        """Store `decision` if the comment's status is one of `allowed`, with its audit event.
+
+        `author_id` (the comment's author, for their counts) is read from Redis when not given.
+        """
+        if author_id is None:
+            comment = self.get(site, comment_id)
+            author_id = comment.submission.author.get("id", "") if comment else ""
         result = self._decide(
             keys=[
                 KEYS.comment(site, comment_id),

@@ -47,7 +47,8 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     if comment.status is not Status.PENDING:
         return {"outcome": "already_decided", "status": comment.status.value}
     decision = auto_decision(runtime, comment)
-    outcome = runtime.store.decide(site, comment_id, decision)
+    author_id = comment.submission.author.get("id", "")
+    outcome = runtime.store.decide(site, comment_id, decision, author_id=author_id)
     if not outcome.stored:
         return {"outcome": "already_decided"}
     log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
