@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
-from moderation import errors
-from moderation.api import Api, comments, ops, review
+from moderation import errors, web
+from moderation.api import Api, Blueprint, comments, docs, ops, policy, review, site
 from moderation.services import build_services
 from moderation.settings import Settings
 
@@ -17,6 +18,20 @@ OPENAPI_CONFIG = {
     "OPENAPI_VERSION": "3.0.3",
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "v1/openapi.json",
+    "API_SPEC_OPTIONS": {
+        "components": {
+            "securitySchemes": {
+                "siteKey": {"type": "http", "scheme": "bearer", "description": "a site's API key"},
+                "moderatorToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a moderator's API token",
+                },
+            }
+        },
+        # Host-site endpoints by default; review and ops endpoints say otherwise.
+        "security": [{"siteKey": []}],
+    },
 }
 
 
@@ -24,6 +39,7 @@ def create_app(settings: Settings) -> Flask:
     """An app wired to the Redis and policy that `settings` name."""
     app = Flask("moderation")
     app.config.update(OPENAPI_CONFIG)
+    app.config.update(docs.SWAGGER_UI_CONFIG)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["moderation"] = build_services(settings)
@@ -32,6 +48,17 @@ def create_app(settings: Settings) -> Flask:
     errors.init_app(app)
     api = Api(app)
     api.register_blueprint(comments.blp)
+    api.register_blueprint(policy.blp)
+    api.register_blueprint(site.blp)
     api.register_blueprint(review.blp)
     api.register_blueprint(ops.blp)
+    app.register_blueprint(docs.blp)
+
+    # The /moderate page (session cookie) and CSRF protection for every cookie-backed POST.
+    # web.init_app first: its "secret key required" page must answer before CSRFProtect's hook.
+    web.init_app(app, settings)
+    csrf = CSRFProtect(app)
+    for blueprint in app.blueprints.values():
+        if isinstance(blueprint, Blueprint):  # the JSON API: bearer tokens, no cookies to ride
+            csrf.exempt(blueprint)
     return app

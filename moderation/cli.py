@@ -56,13 +56,21 @@ def serve(settings: Settings) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+@click.option(
+    "--deliveries", is_flag=True, help="Deliver webhooks instead of scoring (its own queue)."
+)
 @with_settings
-def worker(settings: Settings, burst: bool) -> None:
+def worker(settings: Settings, burst: bool, deliveries: bool) -> None:
     """Run one scoring worker process (run as many as you like, on any host)."""
-    from workers.worker import run_worker
-
     configure_logging(settings.log_level)
-    run_worker(settings, burst=burst)
+    if deliveries:
+        from workers.deliveries import run_delivery_worker
+
+        run_delivery_worker(settings, burst=burst)
+    else:
+        from workers.worker import run_worker
+
+        run_worker(settings, burst=burst)
 
 
 @main.command()

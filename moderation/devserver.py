@@ -131,6 +131,7 @@ def run_development_stack(settings: Settings) -> None:
         api_key = demo_api_key(settings)
         children.append(subprocess.Popen([*command, "serve"], env=env))
         children.append(subprocess.Popen([*command, "worker"], env=env))
+        children.append(subprocess.Popen([*command, "worker", "--deliveries"], env=env))
         base_url = f"http://{settings.host}:{settings.port}"
         wait_until_ready(base_url, children)
         where = "embedded Redis under ./var/" if embedded else redis_url

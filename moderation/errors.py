@@ -54,13 +54,17 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.extra = extra or {}
 
+    def body(self) -> dict[str, Any]:
+        """The contents of the contract's `{"error": ...}` object."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        body.update(self.extra)
+        return body
+
 
 def error_response(error: ApiError) -> Response:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.fields:
-        body["fields"] = error.fields
-    body.update(error.extra)
-    response = jsonify({"error": body})
+    response = jsonify({"error": error.body()})
     response.status_code = error.status
     response.headers.update(error.headers)
     return response

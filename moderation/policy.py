@@ -16,6 +16,9 @@ class Signals:
     link_count: int = 0
     honeypot_filled: bool = False
     spam_signals: tuple[str, ...] = field(default_factory=tuple)
+    banned_words: tuple[str, ...] = ()  # entries of the policy's banned list found in the text
+    suspect_words: tuple[str, ...] = ()  # entries of the suspect list found in the text
+    author_approved: int = 0  # the author's approved comments on the site before this one
 
 
 @dataclass(frozen=True)
@@ -34,25 +37,42 @@ def _crossed(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> li
     return [reason for _, reason in sorted(hits, key=lambda hit: -hit[0])]
 
 
+def is_trusted(signals: Signals, policy: PolicySettings) -> bool:
+    """An author with `trusted_after` approved comments skips the spam checks."""
+    return policy.trusted_after > 0 and signals.author_approved >= policy.trusted_after
+
+
+def _thresholds(thresholds: Mapping[str, float], trusted: bool) -> Mapping[str, float]:
+    return {k: v for k, v in thresholds.items() if k != "spam"} if trusted else thresholds
+
+
+def _words(kind: str, entries: tuple[str, ...]) -> list[str]:
+    return [f'{kind} word "{entry}"' for entry in entries]
+
+
 def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings) -> Verdict:
     """Approve, hold or (when the policy allows) reject, with human-readable reasons.
 
     Rejection happens only with `auto_reject` on; otherwise the worst outcome is a hold, so a
     person always has the last word.
     """
+    trusted = is_trusted(signals, policy)
     if policy.auto_reject:
-        reject_reasons = _crossed(scores, policy.reject)
+        reject_reasons = _crossed(scores, _thresholds(policy.reject, trusted))
         if signals.honeypot_filled:
             reject_reasons.append("honeypot field filled")
+        reject_reasons += _words("banned", signals.banned_words)
         if reject_reasons:
             return Verdict(Action.REJECT, reject_reasons)
 
-    reasons = _crossed(scores, policy.hold)
+    reasons = _crossed(scores, _thresholds(policy.hold, trusted))
     if signals.honeypot_filled:
         reasons.append("honeypot field filled")
-    if signals.link_count > policy.max_links:
+    if signals.link_count > policy.max_links and not trusted:
         noun = "link" if signals.link_count == 1 else "links"
         reasons.append(f"{signals.link_count} {noun} > {policy.max_links} allowed")
+    reasons += _words("banned", signals.banned_words)
+    reasons += _words("suspect", signals.suspect_words)
     if policy.premoderate:
         reasons.append("site premoderates every comment")
     return Verdict(Action.HOLD if reasons else Action.APPROVE, reasons)

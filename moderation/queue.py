@@ -10,6 +10,8 @@ from moderation.settings import Settings
 
 SCORING_QUEUE = "moderation-scoring"
 SCORE_COMMENT_JOB = "workers.jobs.score_comment"
+DELIVERY_QUEUE = "moderation-webhooks"
+DELIVER_WEBHOOK_JOB = "workers.deliveries.deliver_webhook"
 
 #: Keep a finished job's result briefly (the decision itself lives on the comment).
 RESULT_TTL = 600
@@ -47,3 +49,31 @@ class ScoringEnqueuer:
 
     def depth(self) -> int:
         return self.queue.count
+
+
+def delivery_queue(connection: redis.Redis) -> Queue:
+    return Queue(DELIVERY_QUEUE, connection=connection)
+
+
+class DeliveryEnqueuer:
+    """Puts one webhook delivery job per decision on the delivery queue."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.queue = delivery_queue(connection)
+        self.settings = settings
+
+    def __call__(self, pipe: Pipeline | None, site: str, comment_id: str) -> str:
+        """Enqueue on `pipe` (put in MULTI by RQ) or at once when `pipe` is None."""
+        intervals = list(self.settings.webhook_retry_intervals)
+        job = self.queue.enqueue_call(
+            DELIVER_WEBHOOK_JOB,
+            args=(site, comment_id),
+            # a delivery may follow redirects, each hop bounded by the webhook timeout
+            timeout=int(self.settings.webhook_timeout * 4) + 30,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            description="deliver webhook",
+            pipeline=pipe,
+        )
+        return job.id

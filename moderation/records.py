@@ -53,9 +53,10 @@ class Decision:
     models: dict[str, str]
     decided_by: str
     decided_at: float
+    policy_version: int | None = None  # the site policy version an automatic decision used
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "action": self.action.value,
             "reasons": list(self.reasons),
             "scores": dict(self.scores),
@@ -63,6 +64,9 @@ class Decision:
             "decided_by": self.decided_by,
             "decided_at": isoformat(self.decided_at),
         }
+        if self.policy_version is not None:
+            data["policy_version"] = self.policy_version
+        return data
 
     def to_storage(self) -> dict[str, Any]:
         return {**self.to_json(), "decided_at": self.decided_at}
@@ -76,6 +80,7 @@ class Decision:
             models=dict(data["models"]),
             decided_by=data["decided_by"],
             decided_at=float(data["decided_at"]),
+            policy_version=data.get("policy_version"),
         )
 
 
@@ -88,6 +93,7 @@ class Submission:
     author: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)
     honeypot: str = ""
+    callback_url: str | None = None  # overrides the site's callback URL for this comment
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class Comment:
     submitted_at: float
     status: Status
     decision: Decision | None = None
+    erased_at: float | None = None
 
     @property
     def id(self) -> str:
@@ -116,9 +123,12 @@ class Comment:
 
     def record(self) -> dict[str, Any]:
         """The contract's record: what host sites read back."""
-        return {
+        record = {
             "id": self.id,
             "status": self.status.value,
             "submitted_at": isoformat(self.submitted_at),
             "decision": self.decision.to_json() if self.decision else None,
         }
+        if self.erased_at is not None:
+            record["erased_at"] = isoformat(self.erased_at)
+        return record

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from moderation.deliveries import Outbox
 from moderation.errors import ApiError
 from moderation.moderators import Moderator
 from moderation.records import Action, Comment, Decision, Status, isoformat, utc_now
@@ -57,9 +58,10 @@ def audit_event_json(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class ReviewService:
-    def __init__(self, comments: CommentStore, sites: SiteStore) -> None:
+    def __init__(self, comments: CommentStore, sites: SiteStore, outbox: Outbox) -> None:
         self.comments = comments
         self.sites = sites
+        self.outbox = outbox
 
     # --- what a moderator may see ------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class ReviewService:
                 f"Comment {comment_id!r} is already {current.status.value}.",
                 extra={"current": current.record()},
             )
+        self.outbox.flush(site, comment_id)
         self.comments.add_example(current, label=action.status.value, labeler=moderator.actor)
         return current.record()
 

@@ -74,6 +74,38 @@ class CommentSubmissionSchema(ma.Schema):
     author = fields.Nested(AuthorSchema)
     context = fields.Nested(ContextSchema)
     honeypot = text(1024, metadata={"description": "A hidden form field; bots fill it in"})
+    callback_url = fields.Url(
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2048),
+        metadata={"description": "where this comment's decisions go, instead of the site's"},
+    )
+    store = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "false: erase the text and personal fields as soon as the comment "
+            "is decided (like Perspective's doNotStore); requires ?wait="
+        },
+    )
+
+
+class BatchSchema(ma.Schema):
+    comments = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Up to 100 comments, each as for POST /v1/comments"},
+    )
+
+
+class BatchResultSchema(ma.Schema):
+    id = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(["accepted", "duplicate", "invalid"]))
+    error = fields.Nested(lambda: ErrorBodySchema())
+
+
+class BatchResponseSchema(ma.Schema):
+    results = fields.List(fields.Nested(BatchResultSchema))
 
 
 class WaitQuerySchema(ma.Schema):
@@ -91,6 +123,7 @@ class DecisionSchema(ma.Schema):
     models = fields.Dict(keys=fields.String(), values=fields.String())
     decided_by = fields.String(metadata={"description": "auto or moderator:<name>"})
     decided_at = fields.String(metadata={"description": "ISO 8601 UTC time"})
+    policy_version = fields.Integer(metadata={"description": "the policy version applied"})
 
 
 class CommentRecordSchema(ma.Schema):
@@ -98,14 +131,22 @@ class CommentRecordSchema(ma.Schema):
     status = fields.String(validate=validate.OneOf(["pending", "approved", "held", "rejected"]))
     submitted_at = fields.String(metadata={"description": "ISO 8601 UTC time"})
     decision = fields.Nested(DecisionSchema, allow_none=True)
+    erased_at = fields.String(
+        metadata={"description": "when the text and personal data were erased, if they were"}
+    )
 
 
 class ErrorBodySchema(ma.Schema):
     code = fields.String()
     message = fields.String()
     fields_ = fields.Dict(
-        data_key="fields", keys=fields.String(), values=fields.List(fields.String())
+        data_key="fields",
+        attribute="fields",
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "each invalid field (nested ones dotted) with its problems"},
     )
+    current = fields.Dict(metadata={"description": "on a 409: the current state"})
 
 
 class ErrorSchema(ma.Schema):
@@ -189,3 +230,97 @@ class AuditEventSchema(ma.Schema):
 
 class AuditSchema(ma.Schema):
     events = fields.List(fields.Nested(AuditEventSchema))
+
+
+# --- per-site policy -------------------------------------------------------------------------
+
+#: Labels a policy may set thresholds for: Detoxify's labels and spam.
+POLICY_LABELS = (
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_attack",
+    "sexual_explicit",
+    "spam",
+)
+
+
+def thresholds(description: str) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(POLICY_LABELS)),
+        values=fields.Float(validate=validate.Range(min=0.0, max=1.0)),
+        metadata={"description": description},
+    )
+
+
+def word_list(description: str) -> fields.List:
+    return fields.List(
+        fields.String(validate=[validate.Length(min=1, max=100), _encodable]),
+        validate=validate.Length(max=1000),
+        metadata={"description": description},
+    )
+
+
+class PolicySchema(ma.Schema):
+    """A site's policy. PUT replaces it whole: omitted fields take the service defaults."""
+
+    version = fields.Integer(
+        metadata={"description": "Set by the service; send it back on PUT to refuse lost updates"}
+    )
+    hold = thresholds("label -> score at or above which a comment is held")
+    reject = thresholds("label -> score at or above which it is rejected (with auto_reject)")
+    auto_reject = fields.Boolean(metadata={"description": "reject instead of hold (default off)"})
+    premoderate = fields.Boolean(metadata={"description": "hold every comment"})
+    max_links = fields.Integer(validate=validate.Range(min=0, max=1000))
+    banned_words = word_list("hold (reject with auto_reject) when one occurs")
+    suspect_words = word_list("hold when one occurs")
+    trusted_after = fields.Integer(
+        validate=validate.Range(min=0, max=1_000_000),
+        metadata={"description": "approved comments after which an author skips spam checks"},
+    )
+
+    @ma.validates_schema
+    def word_lists_compile(self, data: dict[str, Any], **_: Any) -> None:
+        from moderation.wordlists import compile_words
+
+        for name in ("banned_words", "suspect_words"):
+            try:
+                compile_words(data.get(name, []))
+            except ValueError as error:
+                raise ma.ValidationError(str(error), field_name=name) from None
+
+
+# --- the site itself and webhook deliveries --------------------------------------------------
+
+
+class SiteSettingsSchema(ma.Schema):
+    site = fields.String(dump_only=True)
+    callback_url = fields.Url(
+        schemes={"http", "https"},
+        require_tld=False,
+        allow_none=True,
+        required=True,
+        validate=validate.Length(max=2048),
+        metadata={"description": "where decisions are POSTed; null turns webhooks off"},
+    )
+
+
+class DeliveryAttemptSchema(ma.Schema):
+    at = fields.String()
+    attempt = fields.Integer()
+    event = fields.String()
+    url = fields.String()
+    ok = fields.Boolean()
+    status = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Float()
+
+
+class DeliveriesSchema(ma.Schema):
+    deliveries = fields.List(fields.Nested(DeliveryAttemptSchema))
+
+
+class RedeliverSchema(ma.Schema):
+    queued = fields.Boolean()

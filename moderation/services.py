@@ -9,8 +9,10 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from moderation.deliveries import DeliveryLog, Outbox
 from moderation.moderators import ModeratorStore
-from moderation.queue import ScoringEnqueuer
+from moderation.policies import PolicyStore
+from moderation.queue import DeliveryEnqueuer, ScoringEnqueuer
 from moderation.review import ReviewService
 from moderation.settings import Settings
 from moderation.sites import SiteStore
@@ -37,12 +39,16 @@ class Services:
     enqueue_scoring: ScoringEnqueuer
     moderators: ModeratorStore
     review: ReviewService
+    outbox: Outbox
+    deliveries: DeliveryLog
+    policies: PolicyStore
 
 
 def build_services(settings: Settings) -> Services:
     connection = connect(settings.redis_url)
-    comments = CommentStore(connection)
+    comments = CommentStore(connection, track_retention=settings.retention_days > 0)
     sites = SiteStore(connection, settings.secret_key)
+    outbox = Outbox(connection, comments, sites, DeliveryEnqueuer(connection, settings))
     return Services(
         settings=settings,
         redis=connection,
@@ -50,7 +56,10 @@ def build_services(settings: Settings) -> Services:
         sites=sites,
         enqueue_scoring=ScoringEnqueuer(connection, settings),
         moderators=ModeratorStore(connection),
-        review=ReviewService(comments, sites),
+        review=ReviewService(comments, sites, outbox),
+        outbox=outbox,
+        deliveries=DeliveryLog(connection),
+        policies=PolicyStore(connection, settings.policy),
     )
 
 

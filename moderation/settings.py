@@ -47,13 +47,18 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """The automatic policy's knobs (per-site policies later override these defaults)."""
+    """A moderation policy. The environment gives the service-wide default (version 0); a site
+    may replace it with its own (`PUT /v1/policy`, versions 1, 2, ...)."""
 
     hold: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_HOLD_THRESHOLDS))
     reject: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_REJECT_THRESHOLDS))
     auto_reject: bool = False
     max_links: int = 2
     premoderate: bool = False
+    banned_words: tuple[str, ...] = ()
+    suspect_words: tuple[str, ...] = ()
+    trusted_after: int = 0
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,16 @@ class Settings:
     torch_threads: int = 1
     model_load_timeout: float = 20.0
     allow_private_callbacks: bool = False
+    secure_cookies: bool = False
     max_body_bytes: int = 1024 * 1024
+    max_batch_bytes: int = 16 * 1024 * 1024
+    retention_days: float = 0.0
     max_wait_seconds: float = 10.0
     web_concurrency: int = 2
     web_threads: int = 8
     job_timeout: int = 60
+    webhook_timeout: float = 10.0
+    webhook_retry_intervals: tuple[int, ...] = (10, 60, 300, 900, 1800, 3600, 7200)
     job_retries: int = 3
     duplicate_window: int = 3600
     burst_window: int = 60
@@ -114,6 +124,21 @@ def _non_negative_int(raw: str) -> int:
     if value < 0:
         raise ValueError("must be 0 or more")
     return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _intervals(raw: str) -> tuple[int, ...]:
+    """`10,60,300` -> seconds between retries; the count is the number of retries."""
+    values = tuple(int(part) for part in raw.split(",") if part.strip())
+    if any(value < 0 for value in values):
+        raise ValueError("expected comma-separated whole seconds, 0 or more")
+    return values
 
 
 def _port(raw: str) -> int:
@@ -202,11 +227,16 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_TORCH_THREADS": ("torch_threads", _positive(int)),
     "MODERATION_MODEL_LOAD_TIMEOUT": ("model_load_timeout", _positive(float)),
     "MODERATION_ALLOW_PRIVATE_CALLBACKS": ("allow_private_callbacks", _parse_bool),
+    "MODERATION_SECURE_COOKIES": ("secure_cookies", _parse_bool),
     "MODERATION_MAX_BODY_BYTES": ("max_body_bytes", _positive(int)),
+    "MODERATION_MAX_BATCH_BYTES": ("max_batch_bytes", _positive(int)),
+    "MODERATION_RETENTION_DAYS": ("retention_days", _non_negative_float),
     "MODERATION_MAX_WAIT": ("max_wait_seconds", _positive(float)),
     "MODERATION_WEB_CONCURRENCY": ("web_concurrency", _positive(int)),
     "MODERATION_WEB_THREADS": ("web_threads", _positive(int)),
     "MODERATION_JOB_TIMEOUT": ("job_timeout", _positive(int)),
+    "MODERATION_WEBHOOK_TIMEOUT": ("webhook_timeout", _positive(float)),
+    "MODERATION_WEBHOOK_RETRY_INTERVALS": ("webhook_retry_intervals", _intervals),
     "MODERATION_JOB_RETRIES": ("job_retries", _non_negative_int),
     "MODERATION_DUPLICATE_WINDOW": ("duplicate_window", _positive(int)),
     "MODERATION_BURST_WINDOW": ("burst_window", _positive(int)),

@@ -102,6 +102,11 @@ class SiteStore:
             webhook_nonce=fields.get("webhook_nonce", ""),
         )
 
+    def set_callback_url(self, name: str, url: str | None) -> None:
+        if self.get(name) is None:
+            raise UnknownSiteError(name)
+        self.redis.hset(KEYS.site(name), "callback_url", url or "")
+
     def authenticate(self, api_key: str) -> str | None:
         """The site that owns `api_key`, or None."""
         key_digest = keys.digest(api_key)

@@ -12,6 +12,10 @@ Layout (every key under the `mod:` prefix):
     mod:events:{site}              stream  every site's audit events, for live views
     mod:author:{site}:{author}     hash    the author's comment counts by status
     mod:examples:{site}            stream  human-labeled examples (text, scores, label)
+    mod:policy:{site}              string  the site's own policy (JSON), when it has one
+    mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
+    mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
+    mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
 
 Sites live in `moderation.sites`, which shares `Keyspace` with this module.
 """
@@ -46,8 +50,11 @@ Enqueue = Callable[[Pipeline, str, str], str]
 # Stores a decision only when the comment is in an allowed state, in one step: the record, the
 # pending and held indexes, the author's counts, the audit trail and a wake-up for waiters.
 # KEYS: comment, pending index, site's held index, comment's audit list, site's event stream,
-# author's counts. ARGV: allowed statuses (comma-separated), new status, decision json,
-# pending member, channel, comment id, actor, action, note, time, "1" when there is an author.
+# author's counts, retention index, webhook outbox. ARGV: allowed statuses (comma-separated),
+# new status, decision json, pending member, channel, comment id, actor, action, note, time,
+# "1" when there is an author, "1" when approved comments are indexed for retention.
+# A comment submitted with "store": false loses its text as soon as it is decided, and is not
+# offered to moderators (there is nothing left to read).
 # Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone.
 _DECIDE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -57,9 +64,10 @@ for candidate in string.gmatch(ARGV[1], '[^,]+') do
   if candidate == status then allowed = true end
 end
 if not allowed then return {0, status} end
+local keep_text = redis.call('HGET', KEYS[1], 'keep_text') ~= '0'
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'decision', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
-if ARGV[2] == 'held' then
+if ARGV[2] == 'held' and keep_text then
   redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'submitted_at'), ARGV[6])
 else
   redis.call('ZREM', KEYS[3], ARGV[6])
@@ -72,8 +80,38 @@ if ARGV[11] == '1' then
   if status ~= 'pending' then redis.call('HINCRBY', KEYS[6], status, -1) end
   redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
 end
+if not keep_text then
+  redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
+             'erased_at', ARGV[10])
+elseif ARGV[12] == '1' and ARGV[2] == 'approved' then
+  redis.call('ZADD', KEYS[7], ARGV[10], ARGV[4])
+else
+  redis.call('ZREM', KEYS[7], ARGV[4])
+end
+redis.call('ZADD', KEYS[8], ARGV[10], ARGV[4])
 redis.call('PUBLISH', ARGV[5], ARGV[2])
 return {1, status}
+"""
+
+# Erases a comment's text and personal fields, keeping its status, decision and audit trail.
+# KEYS: comment, pending index, site's held index, audit list, site's event stream, site's
+# examples stream, retention index. ARGV: comment id, pending member, actor, time.
+_ERASE_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+local example = redis.call('HGET', KEYS[1], 'example_id')
+if example then redis.call('XDEL', KEYS[6], example) end
+redis.call('HDEL', KEYS[1], 'example_id')
+redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
+           'erased_at', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[2])
+local event = cjson.encode({at = tonumber(ARGV[4]), actor = ARGV[3], action = 'erase',
+                            from = status, to = status, note = ''})
+redis.call('RPUSH', KEYS[4], event)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[1], 'event', event)
+return 1
 """
 
 
@@ -134,6 +172,20 @@ class Keyspace:
     def moderator_token(self, token_digest: str) -> str:
         return f"{self.prefix}:modtoken:{token_digest}"
 
+    def policy(self, site: str) -> str:
+        return f"{self.prefix}:policy:{site}"
+
+    @property
+    def retention(self) -> str:
+        return f"{self.prefix}:retention"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    def deliveries(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:deliveries:{site}:{comment_id}"
+
 
 KEYS = Keyspace()
 
@@ -172,15 +224,20 @@ def pending_member(site: str, comment_id: str) -> str:
 class CommentStore:
     """Reads and writes comments; every write that matters is one atomic Redis step."""
 
-    def __init__(self, connection: redis.Redis) -> None:
+    def __init__(self, connection: redis.Redis, *, track_retention: bool = False) -> None:
         self.redis = connection
+        self.track_retention = track_retention
         self._decide = connection.register_script(_DECIDE_SCRIPT)
+        self._erase = connection.register_script(_ERASE_SCRIPT)
 
     # --- accepting --------------------------------------------------------------------------
 
-    def accept(self, site: str, submission: Submission, enqueue: Enqueue) -> Accepted:
+    def accept(
+        self, site: str, submission: Submission, enqueue: Enqueue, *, keep_text: bool = True
+    ) -> Accepted:
         """Store a new comment and its scoring job in one transaction, or return the existing one.
 
+        With `keep_text` false the text and personal fields are erased when it is decided.
         Raises ConflictError when the id exists with other content.
         """
         key = KEYS.comment(site, submission.id)
@@ -198,7 +255,7 @@ class CommentStore:
                         return Accepted(comment, created=False)
                     now = utc_now()
                     pipe.multi()
-                    pipe.hset(key, mapping=_new_comment_hash(submission, digest, now))
+                    pipe.hset(key, mapping=_new_comment_hash(submission, digest, now, keep_text))
                     pipe.zadd(KEYS.pending, {pending_member(site, submission.id): now})
                     event = _event(now, f"site:{site}", "submit", None, Status.PENDING, "")
                     pipe.rpush(KEYS.audit(site, submission.id), event)
@@ -281,6 +338,8 @@ class CommentStore:
                 KEYS.audit(site, comment_id),
                 KEYS.site_events(site),
                 KEYS.author_counts(site, author_id),
+                KEYS.retention,
+                KEYS.outbox,
             ],
             args=[
                 ",".join(status.value for status in allowed),
@@ -294,6 +353,7 @@ class CommentStore:
                 note,
                 repr(decision.decided_at),
                 "1" if author_id else "0",
+                "1" if self.track_retention else "0",
             ],
         )
         code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
@@ -338,8 +398,10 @@ class CommentStore:
 
     def add_example(self, comment: Comment, label: str, labeler: str) -> None:
         """Keep a human-labeled example for the scorers to learn from later."""
+        if comment.erased_at is not None:
+            return
         scores = comment.decision.scores if comment.decision else {}
-        self.redis.xadd(
+        example_id = self.redis.xadd(
             KEYS.examples(comment.site),
             {
                 "comment": comment.id,
@@ -351,6 +413,34 @@ class CommentStore:
             maxlen=1_000_000,
             approximate=True,
         )
+        self.redis.hset(KEYS.comment(comment.site, comment.id), "example_id", example_id)
+
+    # --- erasing ----------------------------------------------------------------------------
+
+    def erase(self, site: str, comment_id: str, actor: str) -> bool:
+        """Drop the comment's text and personal fields (and its labeled example); the status,
+        decision and audit trail stay, with an "erase" event. False if there is no comment."""
+        result = self._erase(
+            keys=[
+                KEYS.comment(site, comment_id),
+                KEYS.pending,
+                KEYS.held(site),
+                KEYS.audit(site, comment_id),
+                KEYS.site_events(site),
+                KEYS.examples(site),
+                KEYS.retention,
+            ],
+            args=[comment_id, pending_member(site, comment_id), actor, repr(utc_now())],
+        )
+        return int(result) == 1
+
+    def erase_approved_before(self, cutoff: float, limit: int = 500) -> int:
+        """Erase approved comments decided before `cutoff` (retention); returns how many."""
+        members = self.redis.zrangebyscore(KEYS.retention, "-inf", cutoff, start=0, num=limit)
+        for member in members:
+            site, _, comment_id = member.decode().partition("\n")
+            self.erase(site, comment_id, actor="retention")
+        return len(members)
 
     # --- spam counters ----------------------------------------------------------------------
 
@@ -404,14 +494,18 @@ def _event(
     )
 
 
-def _new_comment_hash(submission: Submission, digest: str, now: float) -> dict[str, str]:
+def _new_comment_hash(
+    submission: Submission, digest: str, now: float, keep_text: bool
+) -> dict[str, str]:
     return {
+        "keep_text": "1" if keep_text else "0",
         "id": submission.id,
         "content": submission.content,
         "content_hash": digest,
         "author": json.dumps(submission.author),
         "context": json.dumps(submission.context),
         "honeypot": submission.honeypot,
+        "callback_url": submission.callback_url or "",
         "submitted_at": repr(now),
         "status": Status.PENDING.value,
     }
@@ -425,6 +519,7 @@ def _comment_from_hash(site: str, data: dict[bytes, bytes]) -> Comment:
         author=json.loads(fields.get("author", "{}")),
         context=json.loads(fields.get("context", "{}")),
         honeypot=fields.get("honeypot", ""),
+        callback_url=fields.get("callback_url") or None,
     )
     decision = fields.get("decision")
     return Comment(
@@ -434,6 +529,7 @@ def _comment_from_hash(site: str, data: dict[bytes, bytes]) -> Comment:
         submitted_at=float(fields["submitted_at"]),
         status=Status(fields["status"]),
         decision=Decision.from_storage(json.loads(decision)) if decision else None,
+        erased_at=float(fields["erased_at"]) if "erased_at" in fields else None,
     )
 
 

@@ -55,8 +55,10 @@ def tiny_detoxify(tmp_path_factory: pytest.TempPathFactory) -> TinyDetoxify:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    application.extensions["moderation"].redis.close()
 
 
 @pytest.fixture

@@ -71,3 +71,28 @@ def test_auto_reject_when_turned_on():
     # Below the reject threshold but above the hold threshold: still a hold.
     assert decide({"toxicity": 0.9}, Signals(), policy).action is Action.HOLD
     assert decide(CLEAN, Signals(honeypot_filled=True), policy).action is Action.REJECT
+
+
+def test_banned_and_suspect_words_hold_and_banned_rejects_with_auto_reject():
+    signals = Signals(banned_words=("idiot",), suspect_words=("buy followers",))
+    verdict = decide(CLEAN, signals, PolicySettings())
+    assert verdict.action is Action.HOLD
+    assert verdict.reasons == ['banned word "idiot"', 'suspect word "buy followers"']
+
+    rejected = decide(CLEAN, signals, PolicySettings(auto_reject=True))
+    assert rejected.action is Action.REJECT
+    assert rejected.reasons == ['banned word "idiot"']
+    suspect_only = decide(CLEAN, Signals(suspect_words=("x",)), PolicySettings(auto_reject=True))
+    assert suspect_only.action is Action.HOLD
+
+
+def test_trusted_authors_skip_the_spam_checks_but_not_toxicity():
+    policy = PolicySettings(trusted_after=3)
+    spammy = {**CLEAN, "spam": 0.9}
+    assert decide(spammy, Signals(link_count=5, author_approved=2), policy).action is Action.HOLD
+    trusted = Signals(link_count=5, author_approved=3)
+    assert decide(spammy, trusted, policy).action is Action.APPROVE
+    toxic = {**spammy, "toxicity": 0.95}
+    assert decide(toxic, trusted, policy).reasons == ["toxicity 0.95 >= 0.80"]
+    # trusted_after 0 means nobody is trusted
+    assert decide(spammy, trusted, PolicySettings()).action is Action.HOLD

@@ -4,10 +4,13 @@ failure handling and retries see them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from moderation import policy
+from moderation.policy import Signals
 from moderation.records import Comment, Decision, Status, utc_now
+from moderation.settings import PolicySettings
 from workers.runtime import WorkerRuntime, current_runtime
 from workers.scoring.pipeline import score_comments
 from workers.scoring.spam import text_fingerprint
@@ -15,9 +18,22 @@ from workers.scoring.spam import text_fingerprint
 log = logging.getLogger(__name__)
 
 
+def policy_signals(runtime: WorkerRuntime, comment: Comment, rules: PolicySettings) -> Signals:
+    """What the site's policy looks at besides scores: its word lists and the author's record."""
+    content = comment.submission.content
+    author_id = comment.submission.author.get("id", "")
+    approved = runtime.store.author_counts(comment.site, author_id)["approved"] if author_id else 0
+    return Signals(
+        banned_words=tuple(runtime.word_list(rules.banned_words).find(content)),
+        suspect_words=tuple(runtime.word_list(rules.suspect_words).find(content)),
+        author_approved=approved,
+    )
+
+
 def auto_decision(runtime: WorkerRuntime, comment: Comment) -> Decision:
-    """Score the comment and apply the policy; no writes except the spam counters."""
+    """Score the comment and apply its site's policy; no writes except the spam counters."""
     settings = runtime.settings
+    rules = runtime.policies.get(comment.site)
     activity = runtime.store.count_activity(
         comment,
         text_fingerprint(comment.submission.content),
@@ -25,7 +41,13 @@ def auto_decision(runtime: WorkerRuntime, comment: Comment) -> Decision:
         burst_window=settings.burst_window,
     )
     scored = score_comments(runtime.toxicity, [comment], [activity])[0]
-    verdict = policy.decide(scored.scores, scored.signals, settings.policy)
+    signals = replace(
+        policy_signals(runtime, comment, rules),
+        link_count=scored.signals.link_count,
+        honeypot_filled=scored.signals.honeypot_filled,
+        spam_signals=scored.signals.spam_signals,
+    )
+    verdict = policy.decide(scored.scores, signals, rules)
     return Decision(
         action=verdict.action,
         reasons=verdict.reasons,
@@ -33,6 +55,7 @@ def auto_decision(runtime: WorkerRuntime, comment: Comment) -> Decision:
         models=scored.models,
         decided_by="auto",
         decided_at=utc_now(),
+        policy_version=rules.version,
     )
 
 
@@ -44,6 +67,8 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     if comment is None:
         log.info("comment no longer exists; nothing to score")
         return {"outcome": "missing"}
+    if comment.erased_at is not None:
+        return {"outcome": "erased"}
     if comment.status is not Status.PENDING:
         return {"outcome": "already_decided", "status": comment.status.value}
     decision = auto_decision(runtime, comment)
@@ -51,5 +76,6 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     outcome = runtime.store.decide(site, comment_id, decision, author_id=author_id)
     if not outcome.stored:
         return {"outcome": "already_decided"}
+    runtime.outbox.flush(site, comment_id)
     log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
     return {"outcome": "decided", "action": decision.action.value}

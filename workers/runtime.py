@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from moderation import settings as settings_module
+from moderation.deliveries import Outbox
+from moderation.policies import PolicyStore
+from moderation.queue import DeliveryEnqueuer
 from moderation.services import connect
 from moderation.settings import Settings
+from moderation.sites import SiteStore
 from moderation.store import CommentStore
+from moderation.wordlists import WordList, compile_words
 from workers.scoring.toxicity import ToxicityScorer, load_toxicity_scorer, warm_up
 
 log = logging.getLogger(__name__)
@@ -24,7 +29,18 @@ log = logging.getLogger(__name__)
 class WorkerRuntime:
     settings: Settings
     store: CommentStore
+    policies: PolicyStore
+    outbox: Outbox
     toxicity: ToxicityScorer
+    _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
+
+    def word_list(self, entries: tuple[str, ...]) -> WordList:
+        """A compiled word list, kept while the process runs (policies change rarely)."""
+        if entries not in self._word_lists:
+            if len(self._word_lists) > 256:
+                self._word_lists.clear()
+            self._word_lists[entries] = compile_words(entries)
+        return self._word_lists[entries]
 
 
 _runtime: WorkerRuntime | None = None
@@ -62,7 +78,16 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
     )
     warm_up(toxicity)
     log.info("toxicity model ready: %s", toxicity.name)
-    _runtime = WorkerRuntime(settings, CommentStore(connect(settings.redis_url)), toxicity)
+    connection = connect(settings.redis_url)
+    store = CommentStore(connection, track_retention=settings.retention_days > 0)
+    sites = SiteStore(connection, settings.secret_key)
+    _runtime = WorkerRuntime(
+        settings=settings,
+        store=store,
+        policies=PolicyStore(connection, settings.policy),
+        outbox=Outbox(connection, store, sites, DeliveryEnqueuer(connection, settings)),
+        toxicity=toxicity,
+    )
     return _runtime
 
 

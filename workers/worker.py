@@ -19,10 +19,11 @@ import uuid
 from rq import SimpleWorker, get_current_job
 
 from moderation.queue import scoring_queue
+from moderation.records import utc_now
 from moderation.services import connect
 from moderation.settings import Settings
 from moderation.store import WorkerModels
-from workers.runtime import start_runtime
+from workers.runtime import current_runtime, start_runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,19 @@ def stamp_job_ids_on_logs() -> None:
 class ScoringWorker(SimpleWorker):
     """Runs scoring jobs in-process, one queue, with the model loaded before the first job."""
 
+    def run_maintenance_tasks(self) -> None:
+        """RQ's periodic clean-up, plus erasing approved comments past their retention."""
+        super().run_maintenance_tasks()
+        runtime = current_runtime()
+        days = runtime.settings.retention_days
+        if days > 0:
+            erased = runtime.store.erase_approved_before(utc_now() - days * 86400)
+            if erased:
+                log.info("retention: erased %d approved comments", erased)
 
-def worker_name() -> str:
-    return f"scoring.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+
+def worker_name(kind: str = "scoring") -> str:
+    return f"{kind}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:

@@ -1,20 +1,29 @@
-"""Host-site endpoints: submit a comment, read it back (optionally waiting for the decision)."""
+"""Host-site endpoints: submit comments (one or a batch), read them back, erase them."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
 
+import marshmallow as ma
 from flask import request
 from flask.views import MethodView
 
 from moderation.api import Blueprint
 from moderation.auth import authenticate_site, current_site
-from moderation.errors import ApiError
+from moderation.errors import ApiError, flatten_fields
 from moderation.records import Comment, Status, Submission
-from moderation.schemas import CommentRecordSchema, CommentSubmissionSchema, WaitQuerySchema
+from moderation.schemas import (
+    BatchResponseSchema,
+    BatchSchema,
+    CommentRecordSchema,
+    CommentSubmissionSchema,
+    DeliveriesSchema,
+    RedeliverSchema,
+    WaitQuerySchema,
+)
 from moderation.services import services
-from moderation.store import ConflictError
+from moderation.store import Accepted, ConflictError
 
 blp = Blueprint(
     "comments",
@@ -24,13 +33,20 @@ blp = Blueprint(
 )
 blp.before_request(authenticate_site)
 
-JSON_METHODS = ("POST", "PUT", "PATCH")
+#: Endpoints that read a JSON body (redeliver, a POST, takes none).
+JSON_BODY_ENDPOINTS = ("comments.Comments", "comments.batch")
 
 
 @blp.before_request
 def require_json() -> None:
-    if request.method in JSON_METHODS and not request.is_json:
+    if request.endpoint in JSON_BODY_ENDPOINTS and not request.is_json:
         raise ApiError(415, "Send the body as JSON with 'Content-Type: application/json'.")
+
+
+@blp.before_request
+def allow_larger_batches() -> None:
+    if request.endpoint == "comments.batch":
+        request.max_content_length = services().settings.max_batch_bytes
 
 
 def location(comment_id: str) -> str:
@@ -50,6 +66,33 @@ def wait_if_asked(comment: Comment, wait: float) -> Comment:
     return services().comments.wait_for_decision(comment.site, comment.id, wait) or comment
 
 
+def submission_from(body: dict[str, Any]) -> Submission:
+    return Submission(
+        id=body["id"],
+        content=body["content"],
+        author=body.get("author", {}),
+        context=body.get("context", {}),
+        honeypot=body.get("honeypot", ""),
+        callback_url=body.get("callback_url"),
+    )
+
+
+def accept(body: dict[str, Any]) -> Accepted:
+    """Store and queue one validated comment; 409 if its id is taken by other content."""
+    svc = services()
+    submission = submission_from(body)
+    try:
+        return svc.comments.accept(
+            current_site(), submission, svc.enqueue_scoring, keep_text=body.get("store", True)
+        )
+    except ConflictError as conflict:
+        raise ApiError(
+            409,
+            f"Comment {submission.id!r} was already submitted with different content.",
+            extra={"current": conflict.existing.record()},
+        ) from None
+
+
 @blp.route("")
 class Comments(MethodView):
     @blp.arguments(WaitQuerySchema, location="query", as_kwargs=True)
@@ -59,24 +102,41 @@ class Comments(MethodView):
     @blp.alt_response(409, description="The id exists with different content.")
     def post(self, body: dict[str, Any], wait: float) -> Any:
         """Submit a comment for moderation."""
-        submission = Submission(
-            id=body["id"],
-            content=body["content"],
-            author=body.get("author", {}),
-            context=body.get("context", {}),
-            honeypot=body.get("honeypot", ""),
-        )
-        svc = services()
-        try:
-            accepted = svc.comments.accept(current_site(), submission, svc.enqueue_scoring)
-        except ConflictError as conflict:
+        if not body["store"] and wait <= 0:
             raise ApiError(
-                409,
-                f"Comment {submission.id!r} was already submitted with different content.",
-                extra={"current": conflict.existing.record()},
-            ) from None
-        comment = wait_if_asked(accepted.comment, wait)
+                422,
+                'Invalid fields: store. "store": false needs ?wait= to return the decision.',
+                fields={"store": ['"store": false requires ?wait= greater than 0.']},
+            )
+        comment = wait_if_asked(accept(body).comment, wait)
         return answer(comment, {"Location": location(comment.id)})
+
+
+def batch_item(item: Any) -> dict[str, Any]:
+    """One batch entry's outcome: accepted, duplicate, or invalid with the error."""
+    raw_id = item.get("id") if isinstance(item, dict) else None
+    result_id = raw_id if isinstance(raw_id, str) else None
+    try:
+        body = CommentSubmissionSchema().load(item)
+        if not body["store"]:
+            raise ma.ValidationError({"store": ['"store": false is not available in a batch.']})
+        created = accept(body).created
+    except ma.ValidationError as error:
+        fields = flatten_fields(error.messages)
+        message = f"Invalid fields: {', '.join(sorted(fields))}."
+        error_body = {"code": "validation_failed", "message": message, "fields": fields}
+        return {"id": result_id, "status": "invalid", "error": error_body}
+    except ApiError as error:
+        return {"id": result_id, "status": "invalid", "error": error.body()}
+    return {"id": body["id"], "status": "accepted" if created else "duplicate"}
+
+
+@blp.route("/batch", methods=["POST"])
+@blp.arguments(BatchSchema)
+@blp.response(200, BatchResponseSchema)
+def batch(body: dict[str, Any]) -> dict[str, Any]:
+    """Submit up to 100 comments; one result per comment, in order."""
+    return {"results": [batch_item(item) for item in body["comments"]]}
 
 
 @blp.route("/<path:comment_id>")
@@ -91,3 +151,38 @@ class CommentById(MethodView):
             raise ApiError(404, f"No comment {comment_id!r} on this site.")
         comment = wait_if_asked(comment, wait)
         return comment.record(), 200
+
+    @blp.response(204)
+    @blp.alt_response(404, description="No such comment on this site.")
+    def delete(self, comment_id: str) -> Any:
+        """Erase the comment's text and personal data; its decision and audit trail stay."""
+        site = current_site()
+        if not services().comments.erase(site, comment_id, actor=f"site:{site}"):
+            raise ApiError(404, f"No comment {comment_id!r} on this site.")
+        return "", 204
+
+
+def existing(comment_id: str) -> Comment:
+    comment = services().comments.get(current_site(), comment_id)
+    if comment is None:
+        raise ApiError(404, f"No comment {comment_id!r} on this site.")
+    return comment
+
+
+@blp.route("/<path:comment_id>/deliveries")
+@blp.response(200, DeliveriesSchema)
+def deliveries(comment_id: str) -> dict[str, Any]:
+    """Every webhook delivery attempt for the comment, oldest first."""
+    comment = existing(comment_id)
+    return {"deliveries": services().deliveries.attempts(comment.site, comment.id)}
+
+
+@blp.route("/<path:comment_id>/redeliver", methods=["POST"])
+@blp.response(202, RedeliverSchema)
+@blp.alt_response(409, description="Neither the comment nor its site has a callback URL.")
+def redeliver(comment_id: str) -> Any:
+    """Send the comment's current record to its callback URL again."""
+    comment = existing(comment_id)
+    if not services().outbox.redeliver(comment.site, comment.id):
+        raise ApiError(409, "Neither this comment nor its site has a callback URL.")
+    return {"queued": True}, 202

@@ -25,6 +25,7 @@ def live_worker_names() -> list[str]:
 
 
 @blp.route("/healthz")
+@blp.doc(security=[])
 @blp.response(200)
 def healthz() -> dict[str, str]:
     """200 while the process runs."""
@@ -32,6 +33,7 @@ def healthz() -> dict[str, str]:
 
 
 @blp.route("/readyz")
+@blp.doc(security=[])
 @blp.response(200)
 @blp.alt_response(503, description="Redis or the workers are missing.")
 def readyz() -> Any:
@@ -59,6 +61,7 @@ def readyz() -> Any:
 
 
 @blp.route("/metrics")
+@blp.doc(security=[])
 def metrics() -> Response:
     """Prometheus text format: queue and worker gauges read from Redis at scrape time."""
     svc = services()

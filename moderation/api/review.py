@@ -30,6 +30,7 @@ blp = Blueprint(
     description="The review queue and moderator decisions (moderator token auth).",
 )
 blp.before_request(authenticate_moderator)
+MODERATOR_AUTH = [{"moderatorToken": []}]
 
 
 @blp.before_request
@@ -39,6 +40,7 @@ def require_json() -> None:
 
 
 @blp.route("/queue")
+@blp.doc(security=MODERATOR_AUTH)
 @blp.arguments(ReviewQueueQuerySchema, location="query")
 @blp.response(200, ReviewQueueSchema)
 def queue(query: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +50,7 @@ def queue(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/bulk", methods=["POST"])
+@blp.doc(security=MODERATOR_AUTH)
 @blp.arguments(BulkReviewSchema)
 @blp.response(200, BulkReviewResponseSchema)
 def bulk(body: dict[str, Any]) -> dict[str, Any]:
@@ -60,12 +63,14 @@ def bulk(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/<site>/<path:comment_id>")
 class ReviewComment(MethodView):
+    @blp.doc(security=MODERATOR_AUTH)
     @blp.response(200, ReviewItemSchema)
     def get(self, site: str, comment_id: str) -> dict[str, Any]:
         """One comment with its scores, reasons and the author's history on the site."""
         review = services().review
         return review.item(review.comment(current_moderator(), site, comment_id))
 
+    @blp.doc(security=MODERATOR_AUTH)
     @blp.arguments(ReviewDecisionSchema)
     @blp.response(200, CommentRecordSchema)
     @blp.alt_response(409, description="Already decided by someone else; `current` is its state.")
@@ -77,6 +82,7 @@ class ReviewComment(MethodView):
 
 
 @blp.route("/<site>/<path:comment_id>/audit")
+@blp.doc(security=MODERATOR_AUTH)
 @blp.response(200, AuditSchema)
 def audit(site: str, comment_id: str) -> dict[str, Any]:
     """Every change of the comment's state from submission on."""

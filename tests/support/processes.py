@@ -14,7 +14,7 @@ from typing import TypeVar
 import redis
 from rq import Worker
 
-from moderation.queue import scoring_queue
+from moderation.queue import delivery_queue, scoring_queue
 
 T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,10 @@ def moderation_env(redis_url: str, extra: Mapping[str, str] | None = None) -> di
     return env
 
 
-def live_workers(redis_url: str) -> list[Worker]:
+def live_workers(redis_url: str, deliveries: bool = False) -> list[Worker]:
     connection = redis.Redis.from_url(redis_url)
-    return Worker.all(connection=connection, queue=scoring_queue(connection))
+    queue = delivery_queue(connection) if deliveries else scoring_queue(connection)
+    return Worker.all(connection=connection, queue=queue)
 
 
 @contextmanager
@@ -86,17 +87,22 @@ def moderation_process(
 
 @contextmanager
 def running_worker(
-    redis_url: str, log_path: Path, extra_env: Mapping[str, str] | None = None
+    redis_url: str,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    deliveries: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real scoring worker process, returned once it has registered with RQ."""
-    before = {worker.name for worker in live_workers(redis_url)}
+    """A real worker process (scoring, or webhook deliveries), returned once RQ knows it."""
+    before = {worker.name for worker in live_workers(redis_url, deliveries)}
     env = moderation_env(redis_url, extra_env)
-    with moderation_process(["worker"], env, log_path) as process:
+    args = ["worker", "--deliveries"] if deliveries else ["worker"]
+    with moderation_process(args, env, log_path) as process:
 
         def registered() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"worker exited:\n{log_path.read_text()[-3000:]}")
-            return bool({w.name for w in live_workers(redis_url)} - before)
+            return bool({w.name for w in live_workers(redis_url, deliveries)} - before)
 
         wait_for(registered, timeout=120, interval=0.1, what="the worker to register")
         yield process

@@ -1,0 +1,57 @@
+"""The calling site's own settings: its webhook callback URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+
+from moderation.api import Blueprint
+from moderation.auth import authenticate_site, current_site
+from moderation.errors import ApiError
+from moderation.schemas import SiteSettingsSchema
+from moderation.services import services
+from moderation.webhooks import UnsafeDestinationError, check_destination
+
+blp = Blueprint(
+    "site", __name__, url_prefix="/v1/site", description="The site's settings (API key auth)."
+)
+blp.before_request(authenticate_site)
+
+
+@blp.before_request
+def require_json() -> None:
+    if request.method == "PUT" and not request.is_json:
+        raise ApiError(415, "Send the body as JSON with 'Content-Type: application/json'.")
+
+
+def site_json() -> dict[str, Any]:
+    site = services().sites.get(current_site())
+    return {"site": current_site(), "callback_url": site.callback_url if site else None}
+
+
+@blp.route("")
+class SiteSettings(MethodView):
+    @blp.response(200, SiteSettingsSchema)
+    def get(self) -> dict[str, Any]:
+        """The site's settings."""
+        return site_json()
+
+    @blp.arguments(SiteSettingsSchema)
+    @blp.response(200, SiteSettingsSchema)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set or clear (null) the callback URL; private addresses are refused unless the
+        operator allows them."""
+        url = body["callback_url"]
+        if url:
+            try:
+                check_destination(url, services().settings.allow_private_callbacks)
+            except UnsafeDestinationError as error:
+                raise ApiError(
+                    422,
+                    f"Invalid fields: callback_url. {error}",
+                    fields={"callback_url": [str(error)]},
+                ) from None
+        services().sites.set_callback_url(current_site(), url)
+        return site_json()
