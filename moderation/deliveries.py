@@ -12,10 +12,11 @@ from typing import Any
 
 import redis
 
+from moderation.keyspace import KEYS
 from moderation.queue import DeliveryEnqueuer
 from moderation.records import isoformat, utc_now
 from moderation.sites import SiteStore
-from moderation.store import KEYS, CommentStore, pending_member
+from moderation.store import CommentStore, pending_member
 
 #: Attempts kept per comment.
 MAX_LOGGED_ATTEMPTS = 100

@@ -12,8 +12,8 @@ import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from moderation import keys
+from moderation.keyspace import KEYS
 from moderation.records import utc_now
-from moderation.store import KEYS
 
 MODERATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 TOKEN_PREFIX = "mt_"

@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
+from moderation.keyspace import KEYS
 from moderation.settings import PolicySettings
-from moderation.store import KEYS
 
 
 class VersionConflictError(Exception):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import redis
 
 from moderation import keys
+from moderation.keyspace import KEYS
 from moderation.records import utc_now
-from moderation.store import KEYS
 
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 

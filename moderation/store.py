@@ -1,23 +1,7 @@
-"""Comments, decisions and activity counters in Redis. The only module that knows key names.
+"""Comments, decisions, audit events and counters in Redis, each change one atomic step.
 
-Layout (every key under the `mod:` prefix):
-
-    mod:comment:{site}:{id}        hash    the comment, its status and decision
-    mod:pending                    zset    "{site}\\n{id}" by submission time: not yet decided
-    mod:decided:{site}:{id}        channel published once when a decision is stored
-    mod:recent:{kind}:{site}:{v}   zset    comment ids by submission time, for spam counters
-    mod:worker-models              hash    worker name -> the models it scores with
-    mod:held:{site}                zset    held comment ids by submission time (the review queue)
-    mod:audit:{site}:{id}          list    the comment's audit events, oldest first (JSON)
-    mod:events:{site}              stream  every site's audit events, for live views
-    mod:author:{site}:{author}     hash    the author's comment counts by status
-    mod:examples:{site}            stream  human-labeled examples (text, scores, label)
-    mod:policy:{site}              string  the site's own policy (JSON), when it has one
-    mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
-    mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
-    mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
-
-Sites live in `moderation.sites`, which shares `Keyspace` with this module.
+Key names live in `moderation.keyspace`; the Lua scripts below keep a comment's record, its
+indexes and its audit trail consistent.
 """
 
 from __future__ import annotations
@@ -33,6 +17,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from moderation.keyspace import KEYS
 from moderation.records import (
     ActivityCounts,
     Comment,
@@ -113,81 +98,6 @@ redis.call('RPUSH', KEYS[4], event)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[1], 'event', event)
 return 1
 """
-
-
-class Keyspace:
-    """Key names; nothing outside the storage modules builds one."""
-
-    prefix = "mod"
-
-    def comment(self, site: str, comment_id: str) -> str:
-        return f"{self.prefix}:comment:{site}:{comment_id}"
-
-    @property
-    def pending(self) -> str:
-        return f"{self.prefix}:pending"
-
-    def decided_channel(self, site: str, comment_id: str) -> str:
-        return f"{self.prefix}:decided:{site}:{comment_id}"
-
-    def recent(self, kind: str, site: str, value: str) -> str:
-        return f"{self.prefix}:recent:{kind}:{site}:{value}"
-
-    def site(self, name: str) -> str:
-        return f"{self.prefix}:site:{name}"
-
-    @property
-    def sites(self) -> str:
-        return f"{self.prefix}:sites"
-
-    def api_key(self, key_digest: str) -> str:
-        return f"{self.prefix}:apikey:{key_digest}"
-
-    @property
-    def worker_models(self) -> str:
-        return f"{self.prefix}:worker-models"
-
-    def held(self, site: str) -> str:
-        return f"{self.prefix}:held:{site}"
-
-    def audit(self, site: str, comment_id: str) -> str:
-        return f"{self.prefix}:audit:{site}:{comment_id}"
-
-    def site_events(self, site: str) -> str:
-        return f"{self.prefix}:events:{site}"
-
-    def author_counts(self, site: str, author_id: str) -> str:
-        return f"{self.prefix}:author:{site}:{author_id}"
-
-    def examples(self, site: str) -> str:
-        return f"{self.prefix}:examples:{site}"
-
-    def moderator(self, name: str) -> str:
-        return f"{self.prefix}:moderator:{name}"
-
-    @property
-    def moderators(self) -> str:
-        return f"{self.prefix}:moderators"
-
-    def moderator_token(self, token_digest: str) -> str:
-        return f"{self.prefix}:modtoken:{token_digest}"
-
-    def policy(self, site: str) -> str:
-        return f"{self.prefix}:policy:{site}"
-
-    @property
-    def retention(self) -> str:
-        return f"{self.prefix}:retention"
-
-    @property
-    def outbox(self) -> str:
-        return f"{self.prefix}:outbox"
-
-    def deliveries(self, site: str, comment_id: str) -> str:
-        return f"{self.prefix}:deliveries:{site}:{comment_id}"
-
-
-KEYS = Keyspace()
 
 
 class ConflictError(Exception):

@@ -7,9 +7,10 @@ import threading
 import pytest
 from rq import Queue
 
+from moderation.keyspace import KEYS
 from moderation.queue import SCORING_QUEUE
 from moderation.records import Action, Decision, utc_now
-from moderation.store import KEYS, CommentStore
+from moderation.store import CommentStore
 from tests.support.processes import running_worker
 
 

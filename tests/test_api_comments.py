@@ -11,10 +11,11 @@ import redis
 from flask.testing import FlaskClient
 from rq import Queue
 
+from moderation.keyspace import KEYS
 from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE
 from moderation.records import Action, Decision, utc_now
 from moderation.sites import SiteCredentials
-from moderation.store import KEYS, CommentStore
+from moderation.store import CommentStore
 
 
 def submit(client: FlaskClient, auth: dict[str, str], body: object, query: str = ""):

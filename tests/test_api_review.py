@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from moderation.cli import main
+from moderation.keyspace import KEYS
 from moderation.moderators import ModeratorStore, Role
 from moderation.records import Action, Decision, utc_now
-from moderation.store import KEYS, CommentStore
+from moderation.store import CommentStore
 from tests.support.processes import moderation_env
 
 

@@ -200,3 +200,38 @@ def test_verify_webhook_on_a_real_delivery():
     assert not ModerationClient.verify_webhook("whsec_site", received.headers, body + b" ")
     without = {k: v for k, v in received.headers.items() if k != SIGNATURE_HEADER}
     assert not ModerationClient.verify_webhook("whsec_site", without, received.body)
+
+
+def test_batch_returns_per_item_results(api: ModerationClient):
+    results = api.batch([{"id": "b-1", "content": "fine"}, {"id": "b-2", "content": ""}])
+    assert [(r["id"], r["status"]) for r in results] == [("b-1", "accepted"), ("b-2", "invalid")]
+
+
+def test_policy_round_trip(api: ModerationClient):
+    assert api.get_policy()["version"] == 0
+    stored = api.put_policy({"banned_words": ["idiot"], "trusted_after": 3})
+    assert stored["version"] == 1
+    assert api.get_policy()["banned_words"] == ["idiot"]
+    with pytest.raises(ModerationError) as caught:
+        api.put_policy({"hold": {"made_up": 0.5}})
+    assert caught.value.status == 422
+
+
+def test_delete_erases_the_comment(api: ModerationClient):
+    api.submit("gone", "some text", author={"name": "Ann"})
+    api.delete("gone")
+    assert api.get("gone")["erased_at"]
+    with pytest.raises(ModerationError) as caught:
+        api.delete("never-was")
+    assert caught.value.status == 404
+
+
+@pytest.mark.e2e
+def test_client_against_the_service_with_a_worker(api: ModerationClient, redis_server, tmp_path):
+    from tests.support.processes import running_worker
+
+    with running_worker(redis_server.url, tmp_path / "worker.log"):
+        record = api.submit("c-live", "Thanks for the thoughtful article.", wait=5)
+        if record["decision"] is None:
+            record = api.wait_for_decision("c-live", timeout=30)
+    assert record["decision"]["action"] == "approve"

@@ -1,0 +1,99 @@
+"""Redis key names: the only place they are spelled out.
+
+Layout (every key under the `mod:` prefix):
+
+    mod:comment:{site}:{id}        hash    the comment, its status and decision
+    mod:pending                    zset    "{site}\\n{id}" by submission time: not yet decided
+    mod:decided:{site}:{id}        channel published once when a decision is stored
+    mod:recent:{kind}:{site}:{v}   zset    comment ids by submission time, for spam counters
+    mod:worker-models              hash    worker name -> the models it scores with
+    mod:held:{site}                zset    held comment ids by submission time (the review queue)
+    mod:audit:{site}:{id}          list    the comment's audit events, oldest first (JSON)
+    mod:events:{site}              stream  every site's audit events, for live views
+    mod:author:{site}:{author}     hash    the author's comment counts by status
+    mod:examples:{site}            stream  human-labeled examples (text, scores, label)
+    mod:policy:{site}              string  the site's own policy (JSON), when it has one
+    mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
+    mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
+    mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
+
+Also: site records and API key digests (`moderation.sites`), moderators and their token
+digests (`moderation.moderators`), per-site policies (`moderation.policies`).
+"""
+
+from __future__ import annotations
+
+
+class Keyspace:
+    """Key names; nothing outside the storage modules builds one."""
+
+    prefix = "mod"
+
+    def comment(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:comment:{site}:{comment_id}"
+
+    @property
+    def pending(self) -> str:
+        return f"{self.prefix}:pending"
+
+    def decided_channel(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:decided:{site}:{comment_id}"
+
+    def recent(self, kind: str, site: str, value: str) -> str:
+        return f"{self.prefix}:recent:{kind}:{site}:{value}"
+
+    def site(self, name: str) -> str:
+        return f"{self.prefix}:site:{name}"
+
+    @property
+    def sites(self) -> str:
+        return f"{self.prefix}:sites"
+
+    def api_key(self, key_digest: str) -> str:
+        return f"{self.prefix}:apikey:{key_digest}"
+
+    @property
+    def worker_models(self) -> str:
+        return f"{self.prefix}:worker-models"
+
+    def held(self, site: str) -> str:
+        return f"{self.prefix}:held:{site}"
+
+    def audit(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:audit:{site}:{comment_id}"
+
+    def site_events(self, site: str) -> str:
+        return f"{self.prefix}:events:{site}"
+
+    def author_counts(self, site: str, author_id: str) -> str:
+        return f"{self.prefix}:author:{site}:{author_id}"
+
+    def examples(self, site: str) -> str:
+        return f"{self.prefix}:examples:{site}"
+
+    def moderator(self, name: str) -> str:
+        return f"{self.prefix}:moderator:{name}"
+
+    @property
+    def moderators(self) -> str:
+        return f"{self.prefix}:moderators"
+
+    def moderator_token(self, token_digest: str) -> str:
+        return f"{self.prefix}:modtoken:{token_digest}"
+
+    def policy(self, site: str) -> str:
+        return f"{self.prefix}:policy:{site}"
+
+    @property
+    def retention(self) -> str:
+        return f"{self.prefix}:retention"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    def deliveries(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:deliveries:{site}:{comment_id}"
+
+
+KEYS = Keyspace()
