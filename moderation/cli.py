@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -81,6 +82,75 @@ def up(settings: Settings) -> None:
 
     configure_logging(settings.log_level)
     run_development_stack(settings)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--site", default=None, help="The site whose comments these are (into Redis).")
+@click.option("--api-url", default=None, help="Submit over HTTP to this service instead.")
+@click.option("--api-key", envvar="MODERATION_API_KEY", default=None, help="The site's API key.")
+@click.option("--format", "input_format", type=click.Choice(["jsonl", "csv"]), default=None)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--content-field", default="content", show_default=True)
+@click.option("--author-id-field")
+@click.option("--author-name-field")
+@click.option("--author-email-field")
+@click.option("--author-url-field")
+@click.option("--author-ip-field")
+@click.option("--post-id-field")
+@click.option("--permalink-field")
+@click.option("--parent-id-field")
+@click.option("--batch-size", type=click.IntRange(1, 100), default=100, show_default=True)
+@click.option("--rate", type=click.FloatRange(0, min_open=True), help="Comments per second.")
+@click.option("--wait-timeout", type=click.FloatRange(0), default=300.0, show_default=True)
+@click.option("--restart", is_flag=True, help="Ignore an earlier run's state and output.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@with_settings
+def backfill(
+    settings: Settings,
+    file: Path,
+    site: str | None,
+    api_url: str | None,
+    api_key: str | None,
+    input_format: str | None,
+    output: Path | None,
+    batch_size: int,
+    rate: float | None,
+    wait_timeout: float,
+    restart: bool,
+    quiet: bool,
+    **fields: str | None,
+) -> None:
+    """Moderate an archive of comments (JSON Lines or CSV); run it again to resume.
+
+    Each --*-field names the input field (a CSV column, or a dotted path in JSON) holding that
+    part of a comment. Decisions go to --output (default: FILE's name with the extension
+    .decisions.jsonl), one line per comment. --site stores into Redis (REDIS_URL) directly;
+    --api-url and --api-key go through the batch endpoint instead.
+    """
+    from moderation.backfill import BackfillError, run_command
+
+    try:
+        code = run_command(
+            settings,
+            file,
+            site=site,
+            api_url=api_url,
+            api_key=api_key,
+            input_format=input_format,
+            output=output,
+            fields_by_option=fields,
+            batch_size=batch_size,
+            rate=rate,
+            wait_timeout=wait_timeout,
+            restart=restart,
+            quiet=quiet,
+        )
+    except BackfillError as error:
+        raise click.ClickException(str(error)) from None
+    if code:
+        raise SystemExit(code)
 
 
 @main.group()
