@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from moderation import errors, web
 from moderation.api import Api, Blueprint, comments, docs, ops, policy, review, site
+from moderation.logs import init_request_ids
 from moderation.services import build_services
 from moderation.settings import Settings
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Flask:
     logging.getLogger("moderation").setLevel(settings.log_level)
 
     errors.init_app(app)
+    init_request_ids(app)
     api = Api(app)
     api.register_blueprint(comments.blp)
     api.register_blueprint(policy.blp)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -32,12 +30,10 @@ def with_settings(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(settings: Settings) -> None:
+    from moderation.logs import configure_logging as configure
+
+    configure(settings.log_level, json_lines=settings.log_format == "json")
 
 
 @click.group()
@@ -51,7 +47,7 @@ def serve(settings: Settings) -> None:
     """Run the HTTP API (gunicorn, gthread workers) on HOST:PORT."""
     from moderation.server import run_api
 
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     run_api(settings)
 
 
@@ -63,7 +59,7 @@ def serve(settings: Settings) -> None:
 @with_settings
 def worker(settings: Settings, burst: bool, deliveries: bool) -> None:
     """Run one scoring worker process (run as many as you like, on any host)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     if deliveries:
         from workers.deliveries import run_delivery_worker
 
@@ -80,7 +76,7 @@ def up(settings: Settings) -> None:
     """Redis, the API and one worker in one process tree, for development."""
     from moderation.devserver import run_development_stack
 
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     run_development_stack(settings)
 
 

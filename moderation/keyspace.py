@@ -16,6 +16,8 @@ Layout (every key under the `mod:` prefix):
     mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
     mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
     mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
+    mod:alive:{worker}             string  set every few seconds while a worker process lives
+    mod:sweep-lock                 string  held by the one worker sweeping pending comments
 
 Also: site records and API key digests (`moderation.sites`), moderators and their token
 digests (`moderation.moderators`), per-site policies (`moderation.policies`).
@@ -87,6 +89,13 @@ class Keyspace:
     @property
     def retention(self) -> str:
         return f"{self.prefix}:retention"
+
+    def alive(self, worker_name: str) -> str:
+        return f"{self.prefix}:alive:{worker_name}"
+
+    @property
+    def sweep_lock(self) -> str:
+        return f"{self.prefix}:sweep-lock"
 
     @property
     def outbox(self) -> str:

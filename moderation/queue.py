@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import redis
 from redis.client import Pipeline
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 
+from moderation.logs import job_meta
 from moderation.settings import Settings
 
 SCORING_QUEUE = "moderation-scoring"
 SCORE_COMMENT_JOB = "workers.jobs.score_comment"
+SCORING_FAILED_CALLBACK = "workers.jobs.scoring_failed"
 DELIVERY_QUEUE = "moderation-webhooks"
 DELIVER_WEBHOOK_JOB = "workers.deliveries.deliver_webhook"
 
@@ -42,7 +44,9 @@ class ScoringEnqueuer:
             result_ttl=RESULT_TTL,
             failure_ttl=FAILURE_TTL,
             retry=Retry(max=retries, interval=RETRY_INTERVALS[:retries]) if retries else None,
+            on_failure=Callback(SCORING_FAILED_CALLBACK),
             description="score comment",
+            meta=job_meta(),
             pipeline=pipe,
         )
         return job.id
@@ -74,6 +78,7 @@ class DeliveryEnqueuer:
             failure_ttl=FAILURE_TTL,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             description="deliver webhook",
+            meta=job_meta(),
             pipeline=pipe,
         )
         return job.id

@@ -87,9 +87,11 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_retry_intervals: tuple[int, ...] = (10, 60, 300, 900, 1800, 3600, 7200)
     job_retries: int = 3
+    sweep_after: float = 30.0
     duplicate_window: int = 3600
     burst_window: int = 60
     log_level: str = "INFO"
+    log_format: str = "json"
     policy: PolicySettings = field(default_factory=PolicySettings)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -238,9 +240,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_WEBHOOK_TIMEOUT": ("webhook_timeout", _positive(float)),
     "MODERATION_WEBHOOK_RETRY_INTERVALS": ("webhook_retry_intervals", _intervals),
     "MODERATION_JOB_RETRIES": ("job_retries", _non_negative_int),
+    "MODERATION_SWEEP_AFTER": ("sweep_after", _positive(float)),
     "MODERATION_DUPLICATE_WINDOW": ("duplicate_window", _positive(int)),
     "MODERATION_BURST_WINDOW": ("burst_window", _positive(int)),
     "MODERATION_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+    "MODERATION_LOG_FORMAT": ("log_format", _choice("json", "text")),
     "MODERATION_HOLD_THRESHOLDS": ("policy.hold", _thresholds),
     "MODERATION_REJECT_THRESHOLDS": ("policy.reject", _thresholds),
     "MODERATION_AUTO_REJECT": ("policy.auto_reject", _parse_bool),

@@ -213,6 +213,32 @@ class CommentStore:
                     comment = self.get(site, comment_id)
             return comment
 
+    def pending_before(self, cutoff: float, limit: int = 200) -> list[tuple[str, str]]:
+        """(site, id) of comments still pending that arrived before `cutoff`, oldest first."""
+        members = self.redis.zrangebyscore(KEYS.pending, "-inf", cutoff, start=0, num=limit)
+        return [tuple(member.decode().split("\n", 1)) for member in members]  # type: ignore[misc]
+
+    def job_id(self, site: str, comment_id: str) -> str | None:
+        raw = self.redis.hget(KEYS.comment(site, comment_id), "job_id")
+        return raw.decode() if raw else None
+
+    def requeue(self, site: str, comment_id: str, enqueue: Enqueue) -> str | None:
+        """A new scoring job for a comment that is still pending (None if it no longer is)."""
+        key = KEYS.comment(site, comment_id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if pipe.hget(key, "status") != Status.PENDING.value.encode():
+                    pipe.unwatch()
+                    return None
+                pipe.multi()
+                job_id = enqueue(pipe, site, comment_id)
+                pipe.hset(key, "job_id", job_id)
+                pipe.execute()
+                return job_id
+            except redis.WatchError:
+                return None  # it changed meanwhile: decided, most likely
+
     def pending_count(self) -> int:
         return int(self.redis.zcard(KEYS.pending))
 

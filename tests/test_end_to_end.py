@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -173,20 +174,29 @@ def test_served_api_and_worker_processes(redis_server, redis_client, site, tmp_p
 
         metrics = requests.get(f"{base}/metrics", timeout=5).text
         assert "moderation_live_workers 1.0" in metrics
-    assert CommentStore(redis.Redis.from_url(redis_server.url)).pending_count() == 0
+    with redis.Redis.from_url(redis_server.url) as connection:
+        assert CommentStore(connection).pending_count() == 0
 
 
-def test_worker_log_names_the_job_and_never_the_text(client, auth, worker, tmp_path):
+def test_worker_logs_are_json_with_the_request_id_and_never_the_text(
+    client, auth, worker, tmp_path
+):
     secret_text = "My phone is 555-0100 and my email is ann@example.org"
     body = {"id": "private", "content": secret_text, "author": {"email": "ann@example.org"}}
-    client.post("/v1/comments", json=body, headers=auth)
+    headers = {**auth, "X-Request-Id": "req-e2e-42"}
+    response = client.post("/v1/comments", json=body, headers=headers)
+    assert response.headers["X-Request-Id"] == "req-e2e-42"
     decided(client, auth, "private")
 
-    log = wait_for(
-        lambda: (text := (tmp_path / "worker.log").read_text()) and "decided" in text and text,
-        what="the worker to log its decision",
-    )
-    decided_lines = [line for line in log.splitlines() if "decided" in line]
-    assert any("[job " in line and "[job -]" not in line for line in decided_lines)
+    def decided_lines() -> list[dict]:
+        lines = (tmp_path / "worker.log").read_text().splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        return [r for r in records if r["message"].startswith("decided")]
+
+    (line,) = wait_for(decided_lines, what="the worker to log its decision")
+    assert line["request_id"] == "req-e2e-42"
+    assert line["job_id"]
+    assert line["level"] == "INFO"
+    log = (tmp_path / "worker.log").read_text()
     assert "555-0100" not in log
     assert "ann@example.org" not in log

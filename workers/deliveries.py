@@ -124,9 +124,8 @@ class DeliveryWorker(SimpleWorker):
 
 def run_delivery_worker(settings: Settings, *, burst: bool = False) -> bool:
     """Work the delivery queue until stopped (SIGTERM finishes the current delivery)."""
-    from workers.worker import stamp_job_ids_on_logs, worker_name
+    from workers.worker import worker_name
 
-    stamp_job_ids_on_logs()
     connection = connect(settings.redis_url, socket_timeout=None)
     worker = DeliveryWorker(
         [delivery_queue(connection)],

@@ -7,11 +7,15 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+import redis
+from rq.job import Job
+
 from moderation import policy
 from moderation.policy import Signals
-from moderation.records import Comment, Decision, Status, utc_now
+from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
-from workers.runtime import WorkerRuntime, current_runtime
+from moderation.store import CommentStore
+from workers.runtime import WorkerRuntime, current_runtime, runtime_started
 from workers.scoring.pipeline import score_comments
 from workers.scoring.spam import text_fingerprint
 
@@ -79,3 +83,25 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     runtime.outbox.flush(site, comment_id)
     log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
     return {"outcome": "decided", "action": decision.action.value}
+
+
+def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    """RQ failure callback: after the last try, hold the comment with reason "scoring failed"
+    rather than leave it pending forever (earlier failures are retried by RQ)."""
+    if job.retries_left:
+        return
+    site, comment_id = job.args
+    store = CommentStore(connection)
+    decision = Decision(
+        action=Action.HOLD,
+        reasons=["scoring failed"],
+        scores={"toxicity": 0.0, "spam": 0.0},
+        models={"toxicity": "none", "spam": "none"},
+        decided_by="auto",
+        decided_at=utc_now(),
+    )
+    if store.decide(site, comment_id, decision).stored:
+        log.error("scoring failed after every retry; comment held for a moderator")
+        outbox = current_runtime().outbox if runtime_started() else None
+        if outbox is not None:
+            outbox.flush(site, comment_id)

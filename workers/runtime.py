@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from moderation import settings as settings_module
 from moderation.deliveries import Outbox
 from moderation.policies import PolicyStore
-from moderation.queue import DeliveryEnqueuer
+from moderation.queue import DeliveryEnqueuer, ScoringEnqueuer
 from moderation.services import connect
 from moderation.settings import Settings
 from moderation.sites import SiteStore
@@ -31,6 +31,7 @@ class WorkerRuntime:
     store: CommentStore
     policies: PolicyStore
     outbox: Outbox
+    enqueue: ScoringEnqueuer
     toxicity: ToxicityScorer
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
 
@@ -62,6 +63,9 @@ def quiet_model_loading() -> None:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
+    # Its records go through the service's handler (JSON, redaction) instead of its own.
+    transformers.utils.logging.disable_default_handler()
+    transformers.utils.logging.enable_propagation()
 
 
 def start_runtime(settings: Settings) -> WorkerRuntime:
@@ -86,9 +90,14 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         store=store,
         policies=PolicyStore(connection, settings.policy),
         outbox=Outbox(connection, store, sites, DeliveryEnqueuer(connection, settings)),
+        enqueue=ScoringEnqueuer(connection, settings),
         toxicity=toxicity,
     )
     return _runtime
+
+
+def runtime_started() -> bool:
+    return _runtime is not None
 
 
 def current_runtime() -> WorkerRuntime:

@@ -16,7 +16,7 @@ import os
 import socket
 import uuid
 
-from rq import SimpleWorker, get_current_job
+from rq import SimpleWorker
 
 from moderation.queue import scoring_queue
 from moderation.records import utc_now
@@ -24,40 +24,26 @@ from moderation.services import connect
 from moderation.settings import Settings
 from moderation.store import WorkerModels
 from workers.runtime import current_runtime, start_runtime
+from workers.sweeper import Liveness, sweep
 
 log = logging.getLogger(__name__)
 
-#: Seconds between RQ's registry clean-ups. A job whose worker died stays "started" until its
-#: heartbeat expires (job timeout + 60 s); the next clean-up then retries it. RQ's default of
-#: 600 s would leave such a comment pending for up to 12 minutes.
-MAINTENANCE_INTERVAL = 60
-
-
-class JobIdFilter(logging.Filter):
-    """Stamps the id of the job being run (or "-") on every log record as `job_id`."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        job = get_current_job()
-        record.job_id = job.id if job is not None else "-"
-        return True
-
-
-def stamp_job_ids_on_logs() -> None:
-    """Every handler of the root logger shows which job a line belongs to."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(JobIdFilter())
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [job %(job_id)s]: %(message)s")
-        )
+#: Seconds between maintenance runs (RQ's registry clean-up, the sweeper, retention). RQ's
+#: default of 600 s would leave a comment whose worker died pending for many minutes.
+MAINTENANCE_INTERVAL = 15
+#: Seconds a worker's RQ registration lives without a heartbeat. An idle worker blocks on the
+#: queue for this less 15 s, so it bounds how late an idle worker runs its maintenance too.
+WORKER_TTL = 30
 
 
 class ScoringWorker(SimpleWorker):
     """Runs scoring jobs in-process, one queue, with the model loaded before the first job."""
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's periodic clean-up, plus erasing approved comments past their retention."""
+        """RQ's periodic clean-up, the sweeper, and erasing comments past their retention."""
         super().run_maintenance_tasks()
         runtime = current_runtime()
+        sweep(runtime.store.redis, runtime.store, runtime.enqueue, runtime.settings.sweep_after)
         days = runtime.settings.retention_days
         if days > 0:
             erased = runtime.store.erase_approved_before(utc_now() - days * 86400)
@@ -72,7 +58,6 @@ def worker_name(kind: str = "scoring") -> str:
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     """Load the model, register, and work the scoring queue until stopped (SIGTERM: finish
     the current job, then exit). Returns whether any job ran."""
-    stamp_job_ids_on_logs()
     runtime = start_runtime(settings)
     connection = connect(settings.redis_url, socket_timeout=None)
     worker = ScoringWorker(
@@ -81,9 +66,12 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
         name=worker_name(),
         log_job_description=False,
         maintenance_interval=MAINTENANCE_INTERVAL,
+        worker_ttl=WORKER_TTL,
     )
     models = WorkerModels(connection)
     models.register(worker.name, {"toxicity": runtime.toxicity.name})
+    liveness = Liveness(connection, worker.name)
+    liveness.start()
     try:
         return worker.work(
             burst=burst,
@@ -91,4 +79,5 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
             logging_level=settings.log_level,
         )
     finally:
+        liveness.stop()
         models.unregister(worker.name)

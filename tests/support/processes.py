@@ -55,9 +55,9 @@ def moderation_env(redis_url: str, extra: Mapping[str, str] | None = None) -> di
 
 
 def live_workers(redis_url: str, deliveries: bool = False) -> list[Worker]:
-    connection = redis.Redis.from_url(redis_url)
-    queue = delivery_queue(connection) if deliveries else scoring_queue(connection)
-    return Worker.all(connection=connection, queue=queue)
+    with redis.Redis.from_url(redis_url) as connection:
+        queue = delivery_queue(connection) if deliveries else scoring_queue(connection)
+        return Worker.all(connection=connection, queue=queue)
 
 
 @contextmanager

@@ -48,16 +48,18 @@ class RedisServer:
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         stop_at = time.monotonic() + deadline
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > stop_at:
-                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
-            time.sleep(0.02)
+        with redis.Redis.from_url(self.url, socket_connect_timeout=0.5) as client:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > stop_at:
+                        raise RuntimeError(
+                            f"redis-server on port {self.port} did not start"
+                        ) from None
+                time.sleep(0.02)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

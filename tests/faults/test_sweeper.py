@@ -1,0 +1,147 @@
+"""Lost jobs: the sweeper, the final-failure hold, and a worker killed with SIGKILL mid-job."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from moderation.app import create_app
+from moderation.keyspace import KEYS
+from moderation.queue import SCORING_QUEUE, ScoringEnqueuer
+from moderation.store import CommentStore
+from tests.support.processes import running_worker, wait_for
+from workers.sweeper import Liveness, is_alive, needs_new_job, sweep
+
+
+def submit(client, auth, comment_id: str, content: str = "Hello there") -> None:
+    body = {"id": comment_id, "content": content}
+    assert client.post("/v1/comments", json=body, headers=auth).status_code == 202
+
+
+def automatic_decisions(redis_client, site: str, comment_id: str) -> int:
+    events = CommentStore(redis_client).audit(site, comment_id)
+    return sum(1 for event in events if event["actor"] == "auto")
+
+
+# --- the sweeper's judgement, job state by job state ----------------------------------------
+
+
+def test_a_waiting_job_is_left_alone_and_a_missing_one_replaced(
+    client, auth, settings, redis_client
+):
+    submit(client, auth, "c-1")
+    store = CommentStore(redis_client)
+    job_id = store.job_id("news", "c-1")
+    assert not needs_new_job(redis_client, job_id)  # queued: its turn will come
+    assert sweep(redis_client, store, ScoringEnqueuer(redis_client, settings), 0).requeued == 0
+
+    redis_client.delete(f"rq:job:{job_id}")  # the job vanished
+    assert needs_new_job(redis_client, job_id)
+    report = sweep(redis_client, store, ScoringEnqueuer(redis_client, settings), 0)
+    assert report.requeued == 1
+    assert store.job_id("news", "c-1") != job_id
+
+
+def test_a_started_job_counts_as_lost_once_its_worker_is_not_alive(
+    client, auth, settings, redis_client
+):
+    submit(client, auth, "c-1")
+    store = CommentStore(redis_client)
+    job = Queue(SCORING_QUEUE, connection=redis_client).fetch_job(store.job_id("news", "c-1"))
+    job.set_status("started")
+    job.worker_name = "scoring.gone"
+    job.save()
+    liveness = Liveness(redis_client, "scoring.gone")
+    liveness.start()
+    try:
+        assert is_alive(redis_client, "scoring.gone")
+        assert not needs_new_job(redis_client, job.id)
+    finally:
+        liveness.stop()
+    assert not is_alive(redis_client, "scoring.gone")
+    assert needs_new_job(redis_client, job.id)
+
+
+def test_only_pending_comments_past_the_deadline_are_swept(client, auth, settings, redis_client):
+    submit(client, auth, "c-1")
+    store = CommentStore(redis_client)
+    redis_client.delete(f"rq:job:{store.job_id('news', 'c-1')}")
+    enqueue = ScoringEnqueuer(redis_client, settings)
+    assert sweep(redis_client, store, enqueue, older_than=3600).checked == 0
+    redis_client.set(KEYS.sweep_lock, "1")  # another worker is sweeping
+    assert sweep(redis_client, store, enqueue, older_than=0).requeued == 0
+    redis_client.delete(KEYS.sweep_lock)
+    assert sweep(redis_client, store, enqueue, older_than=0).requeued == 1
+
+
+# --- real worker processes ------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_a_comment_whose_scoring_keeps_failing_is_held(
+    auth, settings, redis_server, redis_client, tmp_path
+):
+    client = create_app(settings.with_overrides(job_retries=1)).test_client()
+    submit(client, auth, "poison")
+    # a corrupt site policy makes every scoring attempt raise
+    redis_client.set(KEYS.policy("news"), "{not json")
+    with running_worker(redis_server.url, tmp_path / "worker.log"):
+        record = wait_for(
+            lambda: (
+                (r := client.get("/v1/comments/poison?wait=5", headers=auth).get_json())
+                and r["decision"]
+                and r
+            ),
+            timeout=120,
+            what="the final failure to hold the comment",
+        )
+    assert record["status"] == "held"
+    assert record["decision"]["reasons"] == ["scoring failed"]
+    assert set(record["decision"]["scores"]) >= {"toxicity", "spam"}
+
+
+@pytest.mark.e2e
+def test_sigkill_mid_job_loses_nothing_and_decides_each_comment_once(
+    client, auth, redis_server, redis_client, tiny_detoxify, tmp_path
+):
+    """Kill a worker with SIGKILL while it holds a comment; a second worker's sweeper gives
+    that comment a new job, and every comment ends with exactly one automatic decision."""
+    slow = {
+        # The tiny Detoxify model on long comments keeps each job busy for a while.
+        "MODERATION_TOXICITY_MODEL": f"detoxify:{tiny_detoxify.checkpoint}",
+        "MODERATION_DETOXIFY_CONFIG_DIR": str(tiny_detoxify.config_dir),
+        "MODERATION_MAX_TOKENS": "512",
+        "MODERATION_SWEEP_AFTER": "2",
+    }
+    count = 60
+    for number in range(count):
+        submit(client, auth, f"c-{number}", "you are a stupid idiot " * 800)
+    started = StartedJobRegistry(SCORING_QUEUE, connection=redis_client)
+
+    abandoned: list[str] = []
+    for _attempt in range(5):
+        with running_worker(redis_server.url, tmp_path / "victim.log", slow) as victim:
+            wait_for(lambda: started.get_job_ids(), timeout=60, interval=0.005, what="a job")
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait()
+            abandoned = started.get_job_ids()
+        if abandoned:
+            break
+    assert abandoned, "never caught the worker in the middle of a job"
+
+    with running_worker(redis_server.url, tmp_path / "rescuer.log", slow):
+
+        def all_decided() -> bool:
+            return CommentStore(redis_client).pending_count() == 0
+
+        wait_for(all_decided, timeout=180, interval=0.2, what="every comment to be decided")
+        # the abandoned job may still run later (RQ's own clean-up retries it): harmless
+    for number in range(count):
+        assert automatic_decisions(redis_client, "news", f"c-{number}") == 1, number
+    events = [json.loads(e) for e in redis_client.lrange(KEYS.audit("news", "c-0"), 0, -1)]
+    assert events[0]["action"] == "submit"
