@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from moderation import errors, web
+from moderation import errors, metrics, web
 from moderation.api import Api, Blueprint, comments, docs, ops, policy, review, site
 from moderation.logs import init_request_ids
 from moderation.services import build_services
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> Flask:
 
     errors.init_app(app)
     init_request_ids(app)
+    metrics.init_app(app)
     api = Api(app)
     api.register_blueprint(comments.blp)
     api.register_blueprint(policy.blp)

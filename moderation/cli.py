@@ -149,6 +149,46 @@ def backfill(
         raise SystemExit(code)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@with_settings
+def status(settings: Settings, as_json: bool) -> None:
+    """Queues, workers, pending and failed counts."""
+    from moderation.operations import status as read_status
+    from moderation.services import connect
+
+    report = read_status(connect(settings.redis_url))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for name, queue in report["queues"].items():
+        click.echo(
+            f"{name:9} queued {queue['queued']:6}  started {queue['started']:4}  "
+            f"scheduled {queue['scheduled']:4}  failed {queue['failed']:4}  "
+            f"workers {len(queue['workers'])}"
+        )
+    oldest = report["oldest_pending_seconds"]
+    click.echo(
+        f"pending comments {report['pending_comments']}"
+        + (f" (oldest {oldest:.0f} s)" if oldest is not None else "")
+        + f"; webhooks waiting to be queued {report['webhook_outbox']}"
+    )
+    for worker, models in sorted(report["models"].items()):
+        click.echo(f"worker {worker}: {models.get('toxicity', '?')}")
+
+
+@main.command()
+@click.option("--deliveries", is_flag=True, help="Requeue failed webhook deliveries instead.")
+@with_settings
+def requeue(settings: Settings, deliveries: bool) -> None:
+    """Re-enqueue failed scoring jobs (their comments go back to pending) or deliveries."""
+    from moderation.operations import requeue_failed
+    from moderation.services import connect
+
+    count = requeue_failed(connect(settings.redis_url), settings, deliveries=deliveries)
+    click.echo(f"requeued {count} failed {'deliveries' if deliveries else 'scoring jobs'}")
+
+
 @main.group()
 def sites() -> None:
     """Manage sites (tenants) and their API keys."""

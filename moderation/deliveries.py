@@ -73,7 +73,12 @@ class Outbox:
         return len(members)
 
     def waiting(self) -> int:
-        return int(self.redis.zcard(KEYS.outbox))
+        return waiting_webhooks(self.redis)
+
+
+def waiting_webhooks(connection: redis.Redis) -> int:
+    """Decisions whose webhook is not queued yet."""
+    return int(connection.zcard(KEYS.outbox))
 
 
 class DeliveryLog:
@@ -84,9 +89,11 @@ class DeliveryLog:
 
     def record(self, site: str, comment_id: str, attempt: dict[str, Any]) -> None:
         key = KEYS.deliveries(site, comment_id)
+        outcome = "delivered" if attempt.get("ok") else attempt.get("outcome", "failed")
         with self.redis.pipeline() as pipe:
             pipe.rpush(key, json.dumps({"at": utc_now(), **attempt}))
             pipe.ltrim(key, -MAX_LOGGED_ATTEMPTS, -1)
+            pipe.hincrby(KEYS.metric_counters, f"deliveries|{outcome}", 1)
             pipe.execute()
 
     def attempts(self, site: str, comment_id: str) -> list[dict[str, Any]]:

@@ -18,6 +18,8 @@ Layout (every key under the `mod:` prefix):
     mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
     mod:alive:{worker}             string  set every few seconds while a worker process lives
     mod:sweep-lock                 string  held by the one worker sweeping pending comments
+    mod:metrics:counters           hash    counters many processes add to (see metrics.py)
+    mod:metrics:scoring:{model}    hash    the scoring latency histogram of one model
 
 Also: site records and API key digests (`moderation.sites`), moderators and their token
 digests (`moderation.moderators`), per-site policies (`moderation.policies`).
@@ -96,6 +98,17 @@ class Keyspace:
     @property
     def sweep_lock(self) -> str:
         return f"{self.prefix}:sweep-lock"
+
+    @property
+    def metric_counters(self) -> str:
+        return f"{self.prefix}:metrics:counters"
+
+    def scoring_histogram(self, model: str) -> str:
+        return f"{self.prefix}:metrics:scoring:{model}"
+
+    @property
+    def scoring_models(self) -> str:
+        return f"{self.prefix}:metrics:scoring-models"
 
     @property
     def outbox(self) -> str:

@@ -310,6 +310,7 @@ class SiteSettingsSchema(ma.Schema):
 class DeliveryAttemptSchema(ma.Schema):
     at = fields.String()
     attempt = fields.Integer()
+    outcome = fields.String(metadata={"description": "delivered, failed or refused"})
     event = fields.String()
     url = fields.String()
     ok = fields.Boolean()

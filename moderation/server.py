@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from moderation.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself
 
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
@@ -31,6 +36,7 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             "loglevel": self.settings.log_level.lower(),
             # Several API instances may share a host; the control socket path would collide.
             "control_socket_disable": True,
+            "child_exit": child_exit,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -41,5 +47,24 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+def share_metrics_between_processes() -> None:
+    """prometheus-client's multiprocess mode: every gunicorn process writes its figures to one
+    directory, which /metrics adds up. It must be set before prometheus_client is imported."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):  # left by an earlier run
+            stale.unlink()
+    else:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="moderation-metrics-")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from moderation.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
 def run_api(settings: Settings) -> None:
+    share_metrics_between_processes()
     GunicornApp(settings).run()

@@ -35,9 +35,10 @@ Enqueue = Callable[[Pipeline, str, str], str]
 # Stores a decision only when the comment is in an allowed state, in one step: the record, the
 # pending and held indexes, the author's counts, the audit trail and a wake-up for waiters.
 # KEYS: comment, pending index, site's held index, comment's audit list, site's event stream,
-# author's counts, retention index, webhook outbox. ARGV: allowed statuses (comma-separated),
-# new status, decision json, pending member, channel, comment id, actor, action, note, time,
-# "1" when there is an author, "1" when approved comments are indexed for retention.
+# author's counts, retention index, webhook outbox, metric counters. ARGV: allowed statuses
+# (comma-separated), new status, decision json, pending member, channel, comment id, actor,
+# action, note, time, "1" when there is an author, "1" when approved comments are indexed for
+# retention.
 # A comment submitted with "store": false loses its text as soon as it is decided, and is not
 # offered to moderators (there is nothing left to read).
 # Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone.
@@ -74,6 +75,9 @@ else
   redis.call('ZREM', KEYS[7], ARGV[4])
 end
 redis.call('ZADD', KEYS[8], ARGV[10], ARGV[4])
+local decider = ARGV[7]
+if string.sub(decider, 1, 10) == 'moderator:' then decider = 'moderator' end
+redis.call('HINCRBY', KEYS[9], 'decisions|' .. ARGV[8] .. '|' .. decider, 1)
 redis.call('PUBLISH', ARGV[5], ARGV[2])
 return {1, status}
 """
@@ -98,6 +102,10 @@ redis.call('RPUSH', KEYS[4], event)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[1], 'event', event)
 return 1
 """
+
+
+#: The one reason of the hold a comment gets when every scoring attempt failed.
+SCORING_FAILED = "scoring failed"
 
 
 class ConflictError(Exception):
@@ -177,6 +185,7 @@ class CommentStore:
                     )
                     job_id = enqueue(pipe, site, submission.id)
                     pipe.hset(key, "job_id", job_id)
+                    pipe.hincrby(KEYS.metric_counters, "accepted", 1)
                     pipe.execute()
                 except redis.WatchError:
                     continue  # the same id arrived concurrently: look again
@@ -239,6 +248,32 @@ class CommentStore:
             except redis.WatchError:
                 return None  # it changed meanwhile: decided, most likely
 
+    def reopen_unscored(self, site: str, comment_id: str, actor: str) -> bool:
+        """Put a comment held because scoring failed back to pending (for a new attempt)."""
+        key = KEYS.comment(site, comment_id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                comment = self.get(site, comment_id)
+                failed = comment is not None and comment.status is Status.HELD
+                if not failed or comment.decision is None:
+                    pipe.unwatch()
+                    return False
+                if comment.decision.reasons != [SCORING_FAILED]:
+                    pipe.unwatch()
+                    return False
+                event = _event(utc_now(), actor, "requeue", Status.HELD, Status.PENDING, "")
+                pipe.multi()
+                pipe.hset(key, "status", Status.PENDING.value)
+                pipe.hdel(key, "decision")
+                pipe.zadd(KEYS.pending, {pending_member(site, comment_id): utc_now()})
+                pipe.zrem(KEYS.held(site), comment_id)
+                pipe.rpush(KEYS.audit(site, comment_id), event)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
     def pending_count(self) -> int:
         return int(self.redis.zcard(KEYS.pending))
 
@@ -276,6 +311,7 @@ class CommentStore:
                 KEYS.author_counts(site, author_id),
                 KEYS.retention,
                 KEYS.outbox,
+                KEYS.metric_counters,
             ],
             args=[
                 ",".join(status.value for status in allowed),

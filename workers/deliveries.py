@@ -91,8 +91,10 @@ def deliver_with(context: DeliveryContext, site: str, comment_id: str) -> dict[s
             allow_private=context.settings.allow_private_callbacks,
             session=session,
         )
+    unsafe = result.error is not None and result.error.startswith("unsafe destination")
     attempt = {
         "attempt": attempt_number(),
+        "outcome": "delivered" if result.ok else ("refused" if unsafe else "failed"),
         "event": EVENT,
         "url": url,
         "ok": result.ok,
@@ -103,7 +105,6 @@ def deliver_with(context: DeliveryContext, site: str, comment_id: str) -> dict[s
     context.log.record(site, comment_id, attempt)
     if result.ok:
         return {"outcome": "delivered", "status": result.status}
-    unsafe = result.error is not None and result.error.startswith("unsafe destination")
     if unsafe:
         log.warning("webhook refused: unsafe destination")
         return {"outcome": "refused", "error": result.error}

@@ -4,6 +4,7 @@ failure handling and retries see them."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from moderation import policy
 from moderation.policy import Signals
 from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
-from moderation.store import CommentStore
+from moderation.store import SCORING_FAILED, CommentStore
 from workers.runtime import WorkerRuntime, current_runtime, runtime_started
 from workers.scoring.pipeline import score_comments
 from workers.scoring.spam import text_fingerprint
@@ -44,7 +45,9 @@ def auto_decision(runtime: WorkerRuntime, comment: Comment) -> Decision:
         duplicate_window=settings.duplicate_window,
         burst_window=settings.burst_window,
     )
+    started = time.perf_counter()
     scored = score_comments(runtime.toxicity, [comment], [activity])[0]
+    runtime.metrics.observe_scoring(runtime.toxicity.name, time.perf_counter() - started)
     signals = replace(
         policy_signals(runtime, comment, rules),
         link_count=scored.signals.link_count,
@@ -94,7 +97,7 @@ def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
     store = CommentStore(connection)
     decision = Decision(
         action=Action.HOLD,
-        reasons=["scoring failed"],
+        reasons=[SCORING_FAILED],
         scores={"toxicity": 0.0, "spam": 0.0},
         models={"toxicity": "none", "spam": "none"},
         decided_by="auto",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from moderation import settings as settings_module
 from moderation.deliveries import Outbox
+from moderation.metrics import RedisCounters
 from moderation.policies import PolicyStore
 from moderation.queue import DeliveryEnqueuer, ScoringEnqueuer
 from moderation.services import connect
@@ -32,6 +33,7 @@ class WorkerRuntime:
     policies: PolicyStore
     outbox: Outbox
     enqueue: ScoringEnqueuer
+    metrics: RedisCounters
     toxicity: ToxicityScorer
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
 
@@ -91,6 +93,7 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         policies=PolicyStore(connection, settings.policy),
         outbox=Outbox(connection, store, sites, DeliveryEnqueuer(connection, settings)),
         enqueue=ScoringEnqueuer(connection, settings),
+        metrics=RedisCounters(connection),
         toxicity=toxicity,
     )
     return _runtime

@@ -6,10 +6,10 @@ from typing import Any
 
 import redis
 from flask import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from rq import Worker
 
 from moderation.api import Blueprint
+from moderation.metrics import exposition
 from moderation.queue import scoring_queue
 from moderation.services import services
 from moderation.store import WorkerModels
@@ -63,21 +63,22 @@ def readyz() -> Any:
 @blp.route("/metrics")
 @blp.doc(security=[])
 def metrics() -> Response:
-    """Prometheus text format: queue and worker gauges read from Redis at scrape time."""
+    """Prometheus text format (see moderation/metrics.py for what is counted where)."""
     svc = services()
-    registry = CollectorRegistry()
-    gauges = {
-        "moderation_queue_depth": ("Scoring jobs waiting in the queue", svc.enqueue_scoring.depth),
+    live = {
+        "moderation_queue_depth": ("Scoring jobs waiting", float(svc.enqueue_scoring.depth())),
         "moderation_pending_comments": (
-            "Comments accepted but not decided",
-            svc.comments.pending_count,
+            "Comments accepted and not yet decided",
+            float(svc.comments.pending_count()),
         ),
         "moderation_oldest_pending_seconds": (
-            "Age of the oldest undecided comment",
-            lambda: svc.comments.oldest_pending_age() or 0.0,
+            "Age of the oldest undecided comment (0 when none)",
+            svc.comments.oldest_pending_age() or 0.0,
         ),
-        "moderation_live_workers": ("Scoring workers alive", lambda: len(live_worker_names())),
+        "moderation_live_workers": ("Scoring workers alive", float(len(live_worker_names()))),
+        "moderation_webhook_outbox": (
+            "Decisions whose webhook is not queued yet",
+            float(svc.outbox.waiting()),
+        ),
     }
-    for name, (documentation, read) in gauges.items():
-        Gauge(name, documentation, registry=registry).set(read())
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return exposition(svc.redis, live)

@@ -7,14 +7,16 @@ import os
 import signal
 
 import pytest
+from click.testing import CliRunner
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
 from moderation.app import create_app
+from moderation.cli import main
 from moderation.keyspace import KEYS
 from moderation.queue import SCORING_QUEUE, ScoringEnqueuer
 from moderation.store import CommentStore
-from tests.support.processes import running_worker, wait_for
+from tests.support.processes import moderation_env, running_worker, wait_for
 from workers.sweeper import Liveness, is_alive, needs_new_job, sweep
 
 
@@ -100,9 +102,31 @@ def test_a_comment_whose_scoring_keeps_failing_is_held(
             timeout=120,
             what="the final failure to hold the comment",
         )
-    assert record["status"] == "held"
-    assert record["decision"]["reasons"] == ["scoring failed"]
-    assert set(record["decision"]["scores"]) >= {"toxicity", "spam"}
+        assert record["status"] == "held"
+        assert record["decision"]["reasons"] == ["scoring failed"]
+        assert set(record["decision"]["scores"]) >= {"toxicity", "spam"}
+
+        env = moderation_env(redis_server.url)
+        report = json.loads(CliRunner().invoke(main, ["status", "--json"], env=env).stdout)
+        assert report["queues"]["scoring"]["failed"] == 1
+        assert report["queues"]["scoring"]["workers"]
+
+        # the operator mends the cause, then gives the failed comment another go
+        redis_client.delete(KEYS.policy("news"))
+        result = CliRunner().invoke(main, ["requeue"], env=env)
+        assert "requeued 1 failed scoring jobs" in result.output
+        again = wait_for(
+            lambda: (
+                (r := client.get("/v1/comments/poison?wait=5", headers=auth).get_json())
+                and r["status"] == "approved"
+                and r
+            ),
+            timeout=60,
+            what="the requeued comment to be scored",
+        )
+    assert again["decision"]["decided_by"] == "auto"
+    actions = [event["action"] for event in CommentStore(redis_client).audit("news", "poison")]
+    assert actions == ["submit", "hold", "requeue", "approve"]
 
 
 @pytest.mark.e2e
@@ -145,3 +169,27 @@ def test_sigkill_mid_job_loses_nothing_and_decides_each_comment_once(
         assert automatic_decisions(redis_client, "news", f"c-{number}") == 1, number
     events = [json.loads(e) for e in redis_client.lrange(KEYS.audit("news", "c-0"), 0, -1)]
     assert events[0]["action"] == "submit"
+
+
+@pytest.mark.e2e
+def test_sigterm_finishes_the_comment_in_hand_then_exits(
+    client, auth, redis_server, redis_client, tiny_detoxify, tmp_path
+):
+    slow = {
+        "MODERATION_TOXICITY_MODEL": f"detoxify:{tiny_detoxify.checkpoint}",
+        "MODERATION_DETOXIFY_CONFIG_DIR": str(tiny_detoxify.config_dir),
+        "MODERATION_MAX_TOKENS": "512",
+    }
+    for number in range(30):
+        submit(client, auth, f"c-{number}", "you are a stupid idiot " * 800)
+    started = StartedJobRegistry(SCORING_QUEUE, connection=redis_client)
+    with running_worker(redis_server.url, tmp_path / "worker.log", slow) as worker:
+        in_hand = wait_for(lambda: started.get_job_ids(), timeout=60, interval=0.005)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    assert started.get_job_ids() == []  # nothing left half-done
+    job = Queue(SCORING_QUEUE, connection=redis_client).fetch_job(in_hand[0])
+    assert job.get_status() == "finished"
+    site, comment_id = job.args
+    assert automatic_decisions(redis_client, site, comment_id) == 1
+    assert Queue(SCORING_QUEUE, connection=redis_client).count > 0  # the rest still waits
