@@ -74,6 +74,8 @@ class Settings:
     precision: str = "fp32"
     max_tokens: int = 256
     torch_threads: int = 1
+    batch_size: int = 16
+    batch_wait: float = 0.01
     model_load_timeout: float = 20.0
     allow_private_callbacks: bool = False
     secure_cookies: bool = False
@@ -227,6 +229,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_PRECISION": ("precision", _choice(*PRECISIONS)),
     "MODERATION_MAX_TOKENS": ("max_tokens", _positive(int)),
     "MODERATION_TORCH_THREADS": ("torch_threads", _positive(int)),
+    "MODERATION_BATCH_SIZE": ("batch_size", _positive(int)),
+    "MODERATION_BATCH_WAIT": ("batch_wait", _non_negative_float),
     "MODERATION_MODEL_LOAD_TIMEOUT": ("model_load_timeout", _positive(float)),
     "MODERATION_ALLOW_PRIVATE_CALLBACKS": ("allow_private_callbacks", _parse_bool),
     "MODERATION_SECURE_COOKIES": ("secure_cookies", _parse_bool),

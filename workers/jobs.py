@@ -17,7 +17,7 @@ from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
 from moderation.store import SCORING_FAILED, CommentStore
 from workers.runtime import WorkerRuntime, current_runtime, runtime_started
-from workers.scoring.pipeline import score_comments
+from workers.scoring.pipeline import Scored, score_comments
 from workers.scoring.spam import text_fingerprint
 
 log = logging.getLogger(__name__)
@@ -35,19 +35,42 @@ def policy_signals(runtime: WorkerRuntime, comment: Comment, rules: PolicySettin
     )
 
 
-def auto_decision(runtime: WorkerRuntime, comment: Comment) -> Decision:
-    """Score the comment and apply its site's policy; no writes except the spam counters."""
+def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]:
+    """Score several comments with one model pass (their spam counters are recorded too)."""
     settings = runtime.settings
-    rules = runtime.policies.get(comment.site)
-    activity = runtime.store.count_activity(
-        comment,
-        text_fingerprint(comment.submission.content),
-        duplicate_window=settings.duplicate_window,
-        burst_window=settings.burst_window,
-    )
+    activity = [
+        runtime.store.count_activity(
+            comment,
+            text_fingerprint(comment.submission.content),
+            duplicate_window=settings.duplicate_window,
+            burst_window=settings.burst_window,
+        )
+        for comment in comments
+    ]
     started = time.perf_counter()
-    scored = score_comments(runtime.toxicity, [comment], [activity])[0]
-    runtime.metrics.observe_scoring(runtime.toxicity.name, time.perf_counter() - started)
+    scored = score_comments(runtime.toxicity, comments, activity)
+    elapsed = time.perf_counter() - started
+    runtime.metrics.observe_scoring(runtime.toxicity.name, elapsed, comments=len(comments))
+    return scored
+
+
+def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
+    """Score the pending comments among `keys` (site, id) in one pass and keep the results for
+    their jobs (`score_comment` uses them instead of scoring again)."""
+    comments = [runtime.store.get(site, comment_id) for site, comment_id in keys]
+    todo = [c for c in comments if c and c.status is Status.PENDING and c.erased_at is None]
+    if todo:
+        for comment, scored in zip(todo, score_batch(runtime, todo), strict=True):
+            runtime.prescored[(comment.site, comment.id)] = scored
+
+
+def auto_decision(
+    runtime: WorkerRuntime, comment: Comment, scored: Scored | None = None
+) -> Decision:
+    """Apply the site's policy to the comment's scores (scoring it now unless `scored`)."""
+    rules = runtime.policies.get(comment.site)
+    if scored is None:
+        scored = score_batch(runtime, [comment])[0]
     signals = replace(
         policy_signals(runtime, comment, rules),
         link_count=scored.signals.link_count,
@@ -78,7 +101,7 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
         return {"outcome": "erased"}
     if comment.status is not Status.PENDING:
         return {"outcome": "already_decided", "status": comment.status.value}
-    decision = auto_decision(runtime, comment)
+    decision = auto_decision(runtime, comment, runtime.prescored.pop((site, comment_id), None))
     author_id = comment.submission.author.get("id", "")
     outcome = runtime.store.decide(site, comment_id, decision, author_id=author_id)
     if not outcome.stored:

@@ -21,6 +21,7 @@ from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
 from moderation.wordlists import WordList, compile_words
+from workers.scoring.pipeline import Scored
 from workers.scoring.toxicity import ToxicityScorer, load_toxicity_scorer, warm_up
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class WorkerRuntime:
     metrics: RedisCounters
     toxicity: ToxicityScorer
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
+    #: Scores computed for a whole batch, taken by each comment's job (see workers/worker.py).
+    prescored: dict[tuple[str, str], Scored] = field(default_factory=dict)
 
     def word_list(self, entries: tuple[str, ...]) -> WordList:
         """A compiled word list, kept while the process runs (policies change rarely)."""

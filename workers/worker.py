@@ -14,16 +14,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+from rq.worker import WorkerStatus
 
-from moderation.queue import scoring_queue
+from moderation.queue import SCORE_COMMENT_JOB, scoring_queue
 from moderation.records import utc_now
 from moderation.services import connect
 from moderation.settings import Settings
 from moderation.store import WorkerModels
-from workers.runtime import current_runtime, start_runtime
+from workers.jobs import prescore
+from workers.runtime import WorkerRuntime, current_runtime, start_runtime
 from workers.sweeper import Liveness, sweep
 
 log = logging.getLogger(__name__)
@@ -37,7 +43,67 @@ WORKER_TTL = 30
 
 
 class ScoringWorker(SimpleWorker):
-    """Runs scoring jobs in-process, one queue, with the model loaded before the first job."""
+    """Runs scoring jobs in-process, one queue, with the model loaded before the first job.
+
+    Batching: RQ hands the worker one job; `execute_job` takes up to `batch_size - 1` more
+    from the same queue (the same atomic LMOVE RQ uses), marks them all started, scores all
+    their comments in one model pass, then lets RQ perform each job as usual. Each comment
+    stays its own job: its status, result, retries, failure callback and the sweeper work as
+    for a single job; the job function finds its comment's scores already computed.
+    """
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        runtime = current_runtime()
+        batch = [(job, queue), *self.more_jobs(queue, runtime.settings)]
+        executions = [self.prepare_execution(each) for each, _ in batch]
+        self.prescore_batch(runtime, [each for each, _ in batch])
+        try:
+            for (each, each_queue), execution in zip(batch, executions, strict=True):
+                self.perform_job(each, each_queue, execution)
+        finally:
+            runtime.prescored.clear()
+        self.set_state(WorkerStatus.IDLE)
+
+    def more_jobs(self, queue: Queue, settings: Settings) -> list[tuple[Job, Queue]]:
+        """Up to batch_size - 1 further jobs, waiting at most batch_wait seconds for them."""
+        extra: list[tuple[Job, Queue]] = []
+        deadline = time.monotonic() + settings.batch_wait
+        while len(extra) < settings.batch_size - 1:
+            remaining = deadline - time.monotonic()
+            try:
+                found = self.queue_class.dequeue_any(
+                    [queue],
+                    remaining if remaining > 0.001 else None,
+                    connection=self.connection,
+                    job_class=self.job_class,
+                    serializer=self.serializer,
+                )
+            except DequeueTimeout:
+                break
+            if found is None:
+                break
+            extra.append(found)
+        return extra
+
+    def prescore_batch(self, runtime: WorkerRuntime, jobs: list[Job]) -> None:
+        """One model pass for the batch, under the job timeout (RQ's own timeout guards only
+        each job's function). If it fails, each job scores its comment alone."""
+        keys = [tuple(each.args) for each in jobs if each.func_name == SCORE_COMMENT_JOB]
+        if len(keys) < 2:
+            return
+        started = time.perf_counter()
+        try:
+            with self.death_penalty_class(runtime.settings.job_timeout, JobTimeoutException):
+                prescore(runtime, keys)  # type: ignore[arg-type]
+            log.info(
+                "scored a batch of %d comments in %.3f s",
+                len(runtime.prescored),
+                time.perf_counter() - started,
+                extra={"batch": len(runtime.prescored)},
+            )
+        except Exception:
+            log.exception("batch scoring failed; scoring its comments one by one")
+            runtime.prescored.clear()
 
     def run_maintenance_tasks(self) -> None:
         """RQ's periodic clean-up, the sweeper, and erasing comments past their retention."""
