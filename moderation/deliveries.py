@@ -14,7 +14,7 @@ import redis
 
 from moderation.keyspace import KEYS
 from moderation.queue import DeliveryEnqueuer
-from moderation.records import isoformat, utc_now
+from moderation.records import Comment, isoformat, utc_now
 from moderation.sites import SiteStore
 from moderation.store import CommentStore, pending_member
 
@@ -35,21 +35,24 @@ class Outbox:
         self.sites = sites
         self.enqueue = enqueue
 
-    def callback_url(self, site: str, comment_id: str) -> str | None:
+    def callback_url(
+        self, site: str, comment_id: str, comment: Comment | None = None
+    ) -> str | None:
         """Where this comment's decisions go: its own callback URL, else its site's."""
-        comment = self.comments.get(site, comment_id)
+        comment = comment or self.comments.get(site, comment_id)
         if comment is not None and comment.submission.callback_url:
             return comment.submission.callback_url
         found = self.sites.get(site)
         return found.callback_url if found else None
 
-    def flush(self, site: str, comment_id: str) -> bool:
+    def flush(self, site: str, comment_id: str, comment: Comment | None = None) -> bool:
         """Queue the webhook for the comment's latest decision (if anyone listens) and take it
-        off the outbox, in one transaction. Returns whether a delivery was queued."""
+        off the outbox, in one transaction. Returns whether a delivery was queued. `comment`,
+        when the caller has it, saves reading it again."""
         member = pending_member(site, comment_id)
         with self.redis.pipeline() as pipe:
             pipe.multi()
-            queued = self.callback_url(site, comment_id) is not None
+            queued = self.callback_url(site, comment_id, comment) is not None
             if queued:
                 self.enqueue(pipe, site, comment_id)
             pipe.zrem(KEYS.outbox, member)

@@ -150,7 +150,7 @@ def test_served_api_and_worker_processes(redis_server, redis_client, site, tmp_p
     def ready() -> bool:
         try:
             return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             return False
 
     with (

@@ -45,8 +45,8 @@ def served(redis_server, tmp_path):
 
     def up() -> bool:
         try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:  # not listening yet, or still booting
             return False
 
     with moderation_process(["serve"], env, tmp_path / "api.log"):

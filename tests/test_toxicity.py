@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from detoxify import Detoxify
 
 from tests.support.tiny_detoxify import CLEAN_EXAMPLE, TOXIC_EXAMPLE, TinyDetoxify
@@ -17,8 +19,11 @@ from workers.scoring.toxicity import (
     DetoxifyScorer,
     LiteScorer,
     ModelLoadError,
+    apply_precision,
     cached_checkpoint,
     load_toxicity_scorer,
+    precision_copy,
+    predict,
     warm_up,
 )
 
@@ -39,11 +44,6 @@ TEXTS = [
     CLEAN_EXAMPLE,
     "this is dumb trash",
     "we love this",
-]
-# torch.ao.quantization (dynamic int8) is deprecated in torch 2.13 and says so when used.
-INT8_WARNINGS = [
-    pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning"),
 ]
 
 
@@ -155,24 +155,65 @@ def test_long_texts_are_truncated_to_max_tokens(tiny_detoxify: TinyDetoxify) -> 
     assert huge.max_tokens == 512  # clamped to the model's position embeddings
 
 
-@pytest.mark.parametrize(
-    "precision",
-    ["bf16", pytest.param("int8", marks=INT8_WARNINGS), "auto"],
-)
+@pytest.mark.parametrize("precision", ["bf16", "int8", "auto"])
 def test_reduced_precision_stays_close_to_fp32(
     tiny_detoxify: TinyDetoxify, tiny_scorer: DetoxifyScorer, precision: str
 ) -> None:
-    scorer = load_toxicity_scorer(
-        f"detoxify:{tiny_detoxify.checkpoint}",
-        config_dir=tiny_detoxify.config_dir,
-        precision=precision,
-    )
+    spec = f"detoxify:{tiny_detoxify.checkpoint}"
+    scorer = load_toxicity_scorer(spec, config_dir=tiny_detoxify.config_dir, precision=precision)
 
     scores = scorer.score(TEXTS)
 
     assert_valid(scores, STANDARD_LABELS, len(TEXTS))
     assert_close(scores, tiny_scorer.score(TEXTS), 0.05)
     assert scores[1]["toxicity"] > 0.8 and scores[4]["toxicity"] < 0.2
+    assert isinstance(scorer, DetoxifyScorer)
+    assert scorer.name == spec  # the precision is not part of the name
+    assert scorer.precision in ("fp32", "bf16", "int8")
+    if precision != "auto":
+        assert (scorer.precision, scorer.calibration) == (precision, None)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_precision_copy_leaves_the_original_as_it_was(
+    tiny_detoxify: TinyDetoxify, precision: str
+) -> None:
+    detoxify = Detoxify(
+        checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
+    )
+    model, tokenizer = detoxify.model.eval(), detoxify.tokenizer
+    before = predict(model, tokenizer, TEXTS, max_tokens=64, batch_size=4)
+
+    converted = precision_copy(model, precision)
+
+    assert predict(model, tokenizer, TEXTS, max_tokens=64, batch_size=4) == before
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert type(model.classifier) is torch.nn.Linear
+    after = predict(converted, tokenizer, TEXTS, max_tokens=64, batch_size=4)
+    assert_close([dict(enumerate(r)) for r in after], [dict(enumerate(r)) for r in before], 0.05)
+    embeddings = converted.bert.embeddings.word_embeddings.weight
+    if precision == "bf16":
+        assert embeddings.dtype == torch.bfloat16
+    else:  # int8 quantizes Linear layers only and shares the rest rather than copying it
+        assert type(converted.classifier) is not torch.nn.Linear
+        assert embeddings is model.bert.embeddings.word_embeddings.weight
+
+
+def test_int8_conversion_is_quiet(tiny_detoxify: TinyDetoxify) -> None:
+    detoxify = Detoxify(
+        checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's deprecation notices would reach the log
+        apply_precision(detoxify.model, "int8")
+
+
+def test_unknown_precision_raises(tiny_detoxify: TinyDetoxify) -> None:
+    detoxify = Detoxify(
+        checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
+    )
+    with pytest.raises(ValueError, match="unknown precision"):
+        DetoxifyScorer(detoxify, "tiny", precision="fp16")
 
 
 @pytest.mark.parametrize("spec", ["lite", "tiny"])

@@ -61,7 +61,7 @@ def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
     todo = [c for c in comments if c and c.status is Status.PENDING and c.erased_at is None]
     if todo:
         for comment, scored in zip(todo, score_batch(runtime, todo), strict=True):
-            runtime.prescored[(comment.site, comment.id)] = scored
+            runtime.prescored[(comment.site, comment.id)] = (comment, scored)
 
 
 def auto_decision(
@@ -93,7 +93,8 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     """Decide one comment automatically. Idempotent: a comment already decided is left alone,
     and the decision is stored only if the comment is still pending at that moment."""
     runtime = current_runtime()
-    comment = runtime.store.get(site, comment_id)
+    comment, scored = runtime.prescored.pop((site, comment_id), (None, None))
+    comment = comment or runtime.store.get(site, comment_id)
     if comment is None:
         log.info("comment no longer exists; nothing to score")
         return {"outcome": "missing"}
@@ -101,12 +102,12 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
         return {"outcome": "erased"}
     if comment.status is not Status.PENDING:
         return {"outcome": "already_decided", "status": comment.status.value}
-    decision = auto_decision(runtime, comment, runtime.prescored.pop((site, comment_id), None))
+    decision = auto_decision(runtime, comment, scored)
     author_id = comment.submission.author.get("id", "")
     outcome = runtime.store.decide(site, comment_id, decision, author_id=author_id)
     if not outcome.stored:
         return {"outcome": "already_decided"}
-    runtime.outbox.flush(site, comment_id)
+    runtime.outbox.flush(site, comment_id, comment)
     log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
     return {"outcome": "decided", "action": decision.action.value}
 

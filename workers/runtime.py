@@ -16,6 +16,7 @@ from moderation.deliveries import Outbox
 from moderation.metrics import RedisCounters
 from moderation.policies import PolicyStore
 from moderation.queue import DeliveryEnqueuer, ScoringEnqueuer
+from moderation.records import Comment
 from moderation.services import connect
 from moderation.settings import Settings
 from moderation.sites import SiteStore
@@ -38,7 +39,7 @@ class WorkerRuntime:
     toxicity: ToxicityScorer
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
     #: Scores computed for a whole batch, taken by each comment's job (see workers/worker.py).
-    prescored: dict[tuple[str, str], Scored] = field(default_factory=dict)
+    prescored: dict[tuple[str, str], tuple[Comment, Scored]] = field(default_factory=dict)
 
     def word_list(self, entries: tuple[str, ...]) -> WordList:
         """A compiled word list, kept while the process runs (policies change rarely)."""
@@ -86,7 +87,11 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         load_timeout=settings.model_load_timeout,
     )
     warm_up(toxicity)
-    log.info("toxicity model ready: %s", toxicity.name)
+    log.info(
+        "toxicity model ready: %s (%s)",
+        toxicity.name,
+        getattr(toxicity, "precision", "n/a"),
+    )
     connection = connect(settings.redis_url)
     store = CommentStore(connection, track_retention=settings.retention_days > 0)
     sites = SiteStore(connection, settings.secret_key)

@@ -19,7 +19,7 @@ import uuid
 
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
@@ -55,6 +55,9 @@ class ScoringWorker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         runtime = current_runtime()
         batch = [(job, queue), *self.more_jobs(queue, runtime.settings)]
+        # Marked started by this worker before RQ registers the executions, so no instant
+        # leaves a job in hand that looks merely queued.
+        self.mark_started([each for each, _ in batch])
         executions = [self.prepare_execution(each) for each, _ in batch]
         self.prescore_batch(runtime, [each for each, _ in batch])
         try:
@@ -63,6 +66,18 @@ class ScoringWorker(SimpleWorker):
         finally:
             runtime.prescored.clear()
         self.set_state(WorkerStatus.IDLE)
+
+    def mark_started(self, jobs: list[Job]) -> None:
+        """Mark the whole batch started by this worker now, not only as RQ performs each one,
+        so that if this process dies mid-batch the sweeper sees every job in hand as started
+        by a dead worker (RQ alone would leave the later ones looking queued, yet in no queue).
+        """
+        with self.connection.pipeline() as pipe:
+            for each in jobs:
+                each.worker_name = self.name
+                each.set_status(JobStatus.STARTED, pipeline=pipe)
+                pipe.hset(each.key, "worker_name", self.name)
+            pipe.execute()
 
     def more_jobs(self, queue: Queue, settings: Settings) -> list[tuple[Job, Queue]]:
         """Up to batch_size - 1 further jobs, waiting at most batch_wait seconds for them."""
@@ -135,7 +150,13 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
         worker_ttl=WORKER_TTL,
     )
     models = WorkerModels(connection)
-    models.register(worker.name, {"toxicity": runtime.toxicity.name})
+    models.register(
+        worker.name,
+        {
+            "toxicity": runtime.toxicity.name,
+            "precision": getattr(runtime.toxicity, "precision", "n/a"),
+        },
+    )
     liveness = Liveness(connection, worker.name)
     liveness.start()
     try:

@@ -47,6 +47,7 @@ def readyz() -> Any:
     workers = live_worker_names()
     models = WorkerModels(svc.redis).of(workers)
     toxicity_models = sorted({m.get("toxicity", "?") for m in models.values()})
+    precisions = sorted({m.get("precision", "?") for m in models.values()})
     body = {
         "status": "ok" if workers else "unavailable",
         "redis": "ok",
@@ -55,6 +56,7 @@ def readyz() -> Any:
         "pending": svc.comments.pending_count(),
         "oldest_pending_seconds": svc.comments.oldest_pending_age(),
         "toxicity_model": toxicity_models[0] if len(toxicity_models) == 1 else toxicity_models,
+        "precision": precisions[0] if len(precisions) == 1 else precisions,
         "missing": [] if workers else ["workers"],
     }
     return (body, 200) if workers else (body, 503, {"Retry-After": "5"})

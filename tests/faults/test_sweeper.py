@@ -130,6 +130,7 @@ def test_a_comment_whose_scoring_keeps_failing_is_held(
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(300)
 def test_sigkill_mid_job_loses_nothing_and_decides_each_comment_once(
     client, auth, redis_server, redis_client, tiny_detoxify, tmp_path
 ):

@@ -7,15 +7,21 @@ loads no model. Specs:
 - `detoxify:<variant>`: a published Detoxify model (downloaded once, then cached by torch hub).
 - `detoxify:<path>`: a Detoxify checkpoint file on disk.
 - `auto`: Detoxify `original` if it loads within the timeout, else `lite` with a loud warning.
+
+Precision (Detoxify only): `fp32`, `bf16`, dynamic `int8`, or `auto`, which measures at load
+time which is fastest on this CPU without moving scores (see `workers.scoring.calibration`).
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -26,6 +32,9 @@ import torch
 
 if TYPE_CHECKING:
     from detoxify import Detoxify
+    from transformers import PreTrainedTokenizerBase
+
+    from workers.scoring.calibration import PrecisionChoice
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +82,11 @@ class LiteScorer:
 
 
 class DetoxifyScorer:
-    """A loaded Detoxify model, run directly so that truncation and batching are ours."""
+    """A loaded Detoxify model, run directly so that truncation and batching are ours.
+
+    `precision` is the one in use: with `auto`, the one measured best at load time (and
+    `calibration` holds that measurement).
+    """
 
     def __init__(
         self,
@@ -88,36 +101,66 @@ class DetoxifyScorer:
         self.labels = tuple(detoxify.class_names)
         if "toxicity" not in self.labels:
             raise ModelLoadError(f"{name} has no toxicity label (labels: {', '.join(self.labels)})")
-        self.precision = _resolve_precision(precision)
         self.tokenizer = detoxify.tokenizer
-        self.model = _apply_precision(detoxify.model, self.precision).eval()
         self.max_tokens = _token_limit(detoxify, max_tokens)
         self.batch_size = batch_size
+        self.calibration: PrecisionChoice | None = None
+        model = detoxify.model.eval()
+        if precision == "auto":
+            # Imported here: calibration imports this module (and only `auto` needs it).
+            from workers.scoring.calibration import choose_precision
+
+            self.model, self.calibration = choose_precision(
+                model, self.tokenizer, max_tokens=self.max_tokens, batch_size=batch_size
+            )
+            self.precision = self.calibration.precision
+        else:
+            self.model = apply_precision(model, precision)
+            self.precision = precision
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Scores for every label, in input order; long texts are truncated to `max_tokens`."""
-        # Sorting by length keeps texts of similar length together, so each batch pads less.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[dict[str, float]] = [{} for _ in texts]
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start : start + self.batch_size]
-            rows = self._score_batch([texts[i] for i in indices])
-            for index, row in zip(indices, rows, strict=True):
-                results[index] = dict(zip(self.labels, map(_unit, row), strict=True))
-        return results
-
-    def _score_batch(self, texts: list[str]) -> list[list[float]]:
-        inputs = self.tokenizer(
+        rows = predict(
+            self.model,
+            self.tokenizer,
             texts,
-            return_tensors="pt",
-            truncation=True,
-            max_length=self.max_tokens,
-            padding=True,
+            max_tokens=self.max_tokens,
+            batch_size=self.batch_size,
         )
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits
-            # Same as Detoxify.predict: an independent sigmoid per label (bf16 goes back to fp32).
-            return torch.sigmoid(logits.float()).tolist()
+        return [dict(zip(self.labels, map(_unit, row), strict=True)) for row in rows]
+
+
+def predict(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_tokens: int,
+    batch_size: int,
+) -> list[list[float]]:
+    """Each text's probability per output, in input order, `batch_size` texts per forward pass;
+    texts are truncated to `max_tokens` tokens."""
+    # Sorting by length keeps texts of similar length together, so each batch pads less.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    results: list[list[float]] = [[] for _ in texts]
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        rows = _forward(model, tokenizer, [texts[i] for i in indices], max_tokens)
+        for index, row in zip(indices, rows, strict=True):
+            results[index] = row
+    return results
+
+
+def _forward(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int
+) -> list[list[float]]:
+    inputs = tokenizer(
+        texts, return_tensors="pt", truncation=True, max_length=max_tokens, padding=True
+    )
+    with torch.inference_mode():
+        logits = model(**inputs).logits
+        # Same as Detoxify.predict: an independent sigmoid per label (bf16 goes back to fp32).
+        return torch.sigmoid(logits.float()).tolist()
 
 
 def load_toxicity_scorer(
@@ -265,21 +308,56 @@ def _hub_offline() -> bool:
 # --- precision -----------------------------------------------------------------------------------
 
 
-def _resolve_precision(precision: str) -> str:
-    """The precision actually used. `auto` is where a start-up measurement will choose (later)."""
-    if precision == "auto":
-        return "fp32"
-    return precision
-
-
-def _apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+def apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """`model` converted in place to `fp32` (as it is), `bf16` or dynamic `int8`."""
+    if precision == "fp32":
+        return model
     if precision == "bf16":
         return model.to(torch.bfloat16)
     if precision == "int8":
+        return _quantize_int8(model)
+    raise ValueError(f"unknown precision {precision!r} (expected fp32, bf16 or int8)")
+
+
+def precision_copy(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """A new model at `precision`, leaving `model` as it was (`fp32` gives `model` itself).
+
+    The copy is built over `model`'s tensors rather than from a full duplicate: bf16 gets
+    converted tensors, int8 shares those it keeps in fp32 (embeddings, layer norms). Neither
+    model writes to its weights, so sharing is safe, and it keeps start-up memory low.
+    """
+    if precision == "fp32":
+        return model
+    if precision == "bf16":
+        return _copy_module(model, torch.bfloat16)
+    if precision == "int8":
+        return _quantize_int8(_copy_module(model))
+    raise ValueError(f"unknown precision {precision!r} (expected fp32, bf16 or int8)")
+
+
+def _copy_module(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A copy of `model`'s modules whose float tensors are converted to `dtype`, or shared."""
+    memo: dict[int, Any] = {}
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if dtype is None or not tensor.is_floating_point():
+            memo[id(tensor)] = tensor
+        elif isinstance(tensor, torch.nn.Parameter):
+            memo[id(tensor)] = torch.nn.Parameter(tensor.detach().to(dtype), tensor.requires_grad)
+        else:
+            memo[id(tensor)] = tensor.to(dtype)
+    return copy.deepcopy(model, memo)
+
+
+def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantization of `model`'s Linear layers, in place."""
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); it still
+        # works, and its warnings would otherwise reach the log at every worker start.
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated")
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor")
         return torch.ao.quantization.quantize_dynamic(
             model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
         )
-    return model
 
 
 def _token_limit(detoxify: Detoxify, max_tokens: int) -> int:
