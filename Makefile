@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: run test lint format bench-spam clean
+.PHONY: run test lint format bench-spam bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ format: $(VENV)/.installed-test
 
 bench-spam: $(VENV)/.installed-test
 	$(BIN)/python bench/spam_eval.py
+
+# Detoxify throughput and latency: naive RQ vs raw in-process vs the service (under 10 minutes;
+# needs redis-server). Prints a table; writes bench/results/bench-<date>.json and latest.json.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.detoxify_bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
