@@ -23,9 +23,9 @@ import redis
 import yaml
 from flask.testing import FlaskClient
 
-from moderation.cli import main
 from moderation.queue import SCORING_QUEUE, scoring_queue
 from moderation.settings import ENVIRONMENT_VARIABLES, Settings, SettingsError, from_env
+from tests.support.cli_commands import resolve
 from tests.support.k8s_schemas import KEDA_KINDS, keda_validator, kubernetes_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,20 +147,6 @@ def quantity(raw: str | int | float) -> float:
     if unit == "m":
         return number / 1000
     return number * _UNITS.get(unit or "", 1)
-
-
-def resolve(arguments: list[str]) -> click.Command:
-    """The click command these arguments name; parsing them raises on unknown options."""
-    command: click.Command = main
-    name, rest = "moderation", list(arguments)
-    while isinstance(command, click.Group):
-        assert rest, f"{name} needs a subcommand"
-        name, *rest = rest
-        subcommand = command.get_command(click.Context(command), name)
-        assert subcommand is not None, f"no command {name!r} in `moderation`"
-        command = subcommand
-    command.make_context(name, rest)  # parse only: nothing is invoked
-    return command
 
 
 # --- the files -----------------------------------------------------------------------------------

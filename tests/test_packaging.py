@@ -27,8 +27,8 @@ import click
 import pytest
 import yaml
 
-from moderation.cli import main
 from moderation.settings import ENVIRONMENT_VARIABLES, TOXICITY_VARIANTS, Settings, from_env
+from tests.support.cli_commands import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("api", "worker")
@@ -466,20 +466,6 @@ def commands_run(runtime: list[Instruction], compose: dict[str, Any]) -> list[li
         service_entrypoint = as_list(service.get("entrypoint")) or entrypoint
         argvs.append(service_entrypoint + (as_list(service.get("command")) or command))
     return argvs
-
-
-def resolve(arguments: list[str]) -> click.Command:
-    """The click command these arguments name; parsing them raises on unknown options."""
-    command: click.Command = main
-    name, rest = "moderation", list(arguments)
-    while isinstance(command, click.Group):
-        assert rest, f"{name} needs a subcommand"
-        name, *rest = rest
-        subcommand = command.get_command(click.Context(command), name)
-        assert subcommand is not None, f"no command {name!r} in `moderation`"
-        command = subcommand
-    command.make_context(name, rest)  # parse only: nothing is invoked
-    return command
 
 
 def test_every_command_run_exists_in_the_cli(
