@@ -75,6 +75,7 @@ class Settings:
     max_tokens: int = 256
     torch_threads: int = 1
     batch_size: int = 16
+    pass_size: int = 4
     batch_wait: float = 0.01
     model_load_timeout: float = 20.0
     allow_private_callbacks: bool = False
@@ -230,6 +231,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_MAX_TOKENS": ("max_tokens", _positive(int)),
     "MODERATION_TORCH_THREADS": ("torch_threads", _positive(int)),
     "MODERATION_BATCH_SIZE": ("batch_size", _positive(int)),
+    "MODERATION_PASS_SIZE": ("pass_size", _positive(int)),
     "MODERATION_BATCH_WAIT": ("batch_wait", _non_negative_float),
     "MODERATION_MODEL_LOAD_TIMEOUT": ("model_load_timeout", _positive(float)),
     "MODERATION_ALLOW_PRIVATE_CALLBACKS": ("allow_private_callbacks", _parse_bool),

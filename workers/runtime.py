@@ -85,6 +85,7 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         precision=settings.precision,
         max_tokens=settings.max_tokens,
         load_timeout=settings.model_load_timeout,
+        pass_size=settings.pass_size,
     )
     warm_up(toxicity)
     log.info(
