@@ -129,6 +129,8 @@ def _build(directory: Path, data: Path) -> None:
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
+    from tests.support.tiny_detoxify import save_detoxify_checkpoint
+
     config_dir = directory / "config"
     config_dir.mkdir(parents=True)
     vocab, vocab_info = build_vocab(bert_words(youtube_comments(data) + jigsaw_comments(data)))
@@ -144,23 +146,7 @@ def _build(directory: Path, data: Path) -> None:
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(config).eval()  # random weights: no training
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        "model_type": str(config_dir),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": len(CLASSES),
-                    }
-                },
-                "dataset": {"args": {"classes": list(CLASSES)}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        directory / "detoxify-bert-base.ckpt",
-    )
+    save_detoxify_checkpoint(model, config_dir, directory / "detoxify-bert-base.ckpt")
     info = {
         "build_version": BUILD_VERSION,
         "parameters": sum(p.numel() for p in model.parameters()),

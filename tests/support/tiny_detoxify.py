@@ -86,23 +86,7 @@ def build_tiny_detoxify(directory: Path) -> TinyDetoxify:
     _check_separation(model, tokenizer)
 
     checkpoint = directory / "tiny-detoxify.ckpt"
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        "model_type": str(config_dir),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": len(CLASSES),
-                    }
-                },
-                "dataset": {"args": {"classes": list(CLASSES)}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        checkpoint,
-    )
+    save_detoxify_checkpoint(model, config_dir, checkpoint)
     return TinyDetoxify(checkpoint=checkpoint, config_dir=config_dir)
 
 
@@ -131,3 +115,28 @@ def _check_separation(model: BertForSequenceClassification, tokenizer: BertToken
         raise RuntimeError(
             f"tiny Detoxify did not separate its examples: toxic={toxic:.3f}, clean={clean:.3f}"
         )
+
+
+def save_detoxify_checkpoint(
+    model: BertForSequenceClassification, config_dir: Path, path: Path
+) -> None:
+    """Save `model` as Detoxify's own `Detoxify(checkpoint=...)` expects a checkpoint: its
+    training config (classes, architecture) beside the state dict; `config_dir` holds the
+    transformers config and tokenizer it is loaded with offline."""
+    torch.save(
+        {
+            "config": {
+                "arch": {
+                    "args": {
+                        "model_type": str(config_dir),
+                        "model_name": "BertForSequenceClassification",
+                        "tokenizer_name": "BertTokenizer",
+                        "num_classes": len(CLASSES),
+                    }
+                },
+                "dataset": {"args": {"classes": list(CLASSES)}},
+            },
+            "state_dict": model.state_dict(),
+        },
+        path,
+    )
