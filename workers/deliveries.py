@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-import redis
 from rq import SimpleWorker, get_current_job
 
 from moderation import keys
-from moderation.deliveries import DeliveryLog, Outbox
-from moderation.queue import DeliveryEnqueuer, delivery_queue
-from moderation.services import connect
+from moderation.queue import delivery_queue
+from moderation.services import Services, build_services, connect
 from moderation.settings import Settings, from_env
-from moderation.sites import SiteStore
-from moderation.store import CommentStore
-from moderation.webhooks import EVENT_HEADER, UnsafeDestinationError, deliver, webhook_session
+from moderation.webhooks import deliver, webhook_session
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +31,15 @@ class DeliveryFailed(Exception):
     """An attempt failed in a way worth retrying; RQ's Retry schedules the next one."""
 
 
-@dataclass(frozen=True)
-class DeliveryContext:
-    settings: Settings
-    connection: redis.Redis
-    comments: CommentStore
-    sites: SiteStore
-    log: DeliveryLog
-    outbox: Outbox
+_services: Services | None = None
 
 
-def build_context(settings: Settings) -> DeliveryContext:
-    connection = connect(settings.redis_url)
-    comments = CommentStore(connection)
-    sites = SiteStore(connection, settings.secret_key)
-    outbox = Outbox(connection, comments, sites, DeliveryEnqueuer(connection, settings))
-    return DeliveryContext(settings, connection, comments, sites, DeliveryLog(connection), outbox)
+def delivery_services() -> Services:
+    """This process's stores and settings, built once (the same wiring as the API's)."""
+    global _services
+    if _services is None:
+        _services = build_services(from_env())
+    return _services
 
 
 def webhook_body(site: str, record: dict[str, Any]) -> bytes:
@@ -68,11 +56,7 @@ def attempt_number() -> int:
 
 def deliver_webhook(site: str, comment_id: str) -> dict[str, Any]:
     """POST the comment's current record to its callback URL, signed with the site's secret."""
-    context = build_context(from_env())
-    return deliver_with(context, site, comment_id)
-
-
-def deliver_with(context: DeliveryContext, site: str, comment_id: str) -> dict[str, Any]:
+    context = delivery_services()
     comment = context.comments.get(site, comment_id)
     found = context.sites.get(site)
     url = context.outbox.callback_url(site, comment_id)
@@ -102,7 +86,7 @@ def deliver_with(context: DeliveryContext, site: str, comment_id: str) -> dict[s
         "error": result.error,
         "duration_ms": round(result.duration_ms, 1),
     }
-    context.log.record(site, comment_id, attempt)
+    context.deliveries.record(site, comment_id, attempt)
     if result.ok:
         return {"outcome": "delivered", "status": result.status}
     if unsafe:
@@ -117,8 +101,7 @@ class DeliveryWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        context = build_context(from_env())
-        flushed = context.outbox.sweep(OUTBOX_GRACE_SECONDS)
+        flushed = delivery_services().outbox.sweep(OUTBOX_GRACE_SECONDS)
         if flushed:
             log.info("outbox: queued %d webhooks left behind", flushed)
 
@@ -136,6 +119,3 @@ def run_delivery_worker(settings: Settings, *, burst: bool = False) -> bool:
         maintenance_interval=MAINTENANCE_INTERVAL,
     )
     return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
-
-
-__all__ = ["EVENT_HEADER", "UnsafeDestinationError", "deliver_webhook", "run_delivery_worker"]
