@@ -201,18 +201,25 @@ def site_store(settings: Settings) -> Any:
     return SiteStore(connect(settings.redis_url), settings.secret_key)
 
 
-def print_credentials(credentials: Any, as_json: bool) -> None:
-    data = {
-        "site": credentials.site,
-        "api_key": credentials.api_key,
-        "webhook_secret": credentials.webhook_secret,
-    }
+def print_once(data: dict[str, str], as_json: bool) -> None:
+    """Secrets that are shown this once and never stored in clear."""
     if as_json:
         click.echo(json.dumps(data))
     else:
         for key, value in data.items():
             click.echo(f"{key}: {value}")
         click.echo("Store these now: they are not shown again.", err=True)
+
+
+def print_credentials(credentials: Any, as_json: bool) -> None:
+    print_once(
+        {
+            "site": credentials.site,
+            "api_key": credentials.api_key,
+            "webhook_secret": credentials.webhook_secret,
+        },
+        as_json,
+    )
 
 
 @sites.command("create")
@@ -271,18 +278,15 @@ def moderator_store(settings: Settings) -> Any:
 
 
 def print_moderator_credentials(credentials: Any, as_json: bool) -> None:
-    data = {
-        "name": credentials.name,
-        "role": credentials.role.value,
-        "token": credentials.token,
-        "password": credentials.password,
-    }
-    if as_json:
-        click.echo(json.dumps(data))
-    else:
-        for key, value in data.items():
-            click.echo(f"{key}: {value}")
-        click.echo("Store these now: they are not shown again.", err=True)
+    print_once(
+        {
+            "name": credentials.name,
+            "role": credentials.role.value,
+            "token": credentials.token,
+            "password": credentials.password,
+        },
+        as_json,
+    )
 
 
 def split_sites(raw: str | None) -> list[str]:
