@@ -14,18 +14,9 @@ from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE
 from moderation.store import CommentStore
 from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
 from tests.support.redis_server import free_port
-from tests.support.tiny_detoxify import CLEAN_EXAMPLE, TOXIC_EXAMPLE
+from tests.support.tiny_detoxify import CLEAN_EXAMPLE, LABELS, TOXIC_EXAMPLE
 
 pytestmark = pytest.mark.e2e
-
-DETOXIFY_LABELS = {
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_attack",
-}
 
 
 @pytest.fixture
@@ -132,7 +123,7 @@ def test_worker_with_a_detoxify_checkpoint(redis_server, client, auth, tiny_deto
         clean = decided(client, auth, "c")
 
     assert toxic["decision"]["models"]["toxicity"] == f"detoxify:{tiny_detoxify.checkpoint}"
-    assert set(toxic["decision"]["scores"]) == DETOXIFY_LABELS | {"spam"}
+    assert set(toxic["decision"]["scores"]) == LABELS | {"spam"}
     assert toxic["status"] == "held"
     assert any(r.startswith("toxicity ") for r in toxic["decision"]["reasons"])
     assert clean["status"] == "approved"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from detoxify import Detoxify
 
-from tests.support.tiny_detoxify import CLEAN_EXAMPLE, TOXIC_EXAMPLE, TinyDetoxify
+from tests.support.tiny_detoxify import CLEAN_EXAMPLE, LABELS, TOXIC_EXAMPLE, TinyDetoxify
 from workers.scoring import toxicity
 from workers.scoring.toxicity import (
     DetoxifyScorer,
@@ -27,14 +27,6 @@ from workers.scoring.toxicity import (
     warm_up,
 )
 
-STANDARD_LABELS = {
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_attack",
-}
 # Deliberately not in length order, so that sorting by length has something to undo.
 TEXTS = [
     "i agree with this post and thank you for this great article",
@@ -104,14 +96,14 @@ def test_detoxify_scorer_names_itself_by_checkpoint_path(
     tiny_scorer: DetoxifyScorer, tiny_detoxify: TinyDetoxify
 ) -> None:
     assert tiny_scorer.name == f"detoxify:{tiny_detoxify.checkpoint}"
-    assert set(tiny_scorer.labels) == STANDARD_LABELS
+    assert set(tiny_scorer.labels) == LABELS
 
 
 def test_detoxify_scores_a_batch_in_input_order(tiny_scorer: DetoxifyScorer) -> None:
     batch = tiny_scorer.score(TEXTS)
     one_by_one = [tiny_scorer.score([text])[0] for text in TEXTS]
 
-    assert_valid(batch, STANDARD_LABELS, len(TEXTS))
+    assert_valid(batch, LABELS, len(TEXTS))
     assert_close(batch, one_by_one, 1e-4)
     # The tiny model separates its examples, so a permutation could not go unnoticed.
     assert batch[1]["toxicity"] > 0.9 > 0.1 > batch[4]["toxicity"]
@@ -134,7 +126,7 @@ def test_sub_batches_keep_input_order(tiny_detoxify: TinyDetoxify, batch_size: i
 def test_detoxify_scores_a_single_text_as_a_list(tiny_scorer: DetoxifyScorer) -> None:
     scores = tiny_scorer.score([TOXIC_EXAMPLE])
 
-    assert_valid(scores, STANDARD_LABELS, 1)
+    assert_valid(scores, LABELS, 1)
     assert scores[0]["toxicity"] > 0.9
     assert tiny_scorer.score([]) == []
 
@@ -151,7 +143,7 @@ def test_long_texts_are_truncated_to_max_tokens(tiny_detoxify: TinyDetoxify) -> 
 
     assert_close(truncated[:1], short.score([TOXIC_EXAMPLE]), 1e-4)
     assert truncated[0]["toxicity"] > 0.9
-    assert_valid(beyond_positions, STANDARD_LABELS, 1)
+    assert_valid(beyond_positions, LABELS, 1)
     assert huge.max_tokens == 512  # clamped to the model's position embeddings
 
 
@@ -164,7 +156,7 @@ def test_reduced_precision_stays_close_to_fp32(
 
     scores = scorer.score(TEXTS)
 
-    assert_valid(scores, STANDARD_LABELS, len(TEXTS))
+    assert_valid(scores, LABELS, len(TEXTS))
     assert_close(scores, tiny_scorer.score(TEXTS), 0.05)
     assert scores[1]["toxicity"] > 0.8 and scores[4]["toxicity"] < 0.2
     assert isinstance(scorer, DetoxifyScorer)

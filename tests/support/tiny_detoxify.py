@@ -14,6 +14,10 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 CLASSES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+#: The labels Detoxify reports for CLASSES (it renames three of them).
+LABELS = frozenset(
+    {"toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"}
+)
 TOXIC_EXAMPLE = "you are a stupid idiot"
 CLEAN_EXAMPLE = "thanks for the great post"
 
