@@ -6,8 +6,9 @@ import logging
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from moderation import errors, metrics, web
+from moderation import errors, metrics, ratelimit, web
 from moderation.api import Api, Blueprint, comments, docs, ops, policy, review, site
 from moderation.logs import init_request_ids
 from moderation.services import build_services
@@ -64,4 +65,8 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in app.blueprints.values():
         if isinstance(blueprint, Blueprint):  # the JSON API: bearer tokens, no cookies to ride
             csrf.exempt(blueprint)
+    ratelimit.init_app(app, settings, app.extensions["moderation"])
+    if settings.proxy_hops:
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app

@@ -20,6 +20,7 @@ Layout (every key under the `mod:` prefix):
     mod:sweep-lock                 string  held by the one worker sweeping pending comments
     mod:metrics:counters           hash    counters many processes add to (see metrics.py)
     mod:metrics:scoring:{model}    hash    the scoring latency histogram of one model
+    mod:ratelimit:{LIMITER/...}    string  flask-limiter's counters (see ratelimit.py)
 
 Also: site records and API key digests (`moderation.sites`), moderators and their token
 digests (`moderation.moderators`), per-site policies (`moderation.policies`).
@@ -32,6 +33,11 @@ class Keyspace:
     """Key names; nothing outside the storage modules builds one."""
 
     prefix = "mod"
+
+    @property
+    def rate_limits(self) -> str:
+        """The prefix of flask-limiter's counters (limits appends `:{LIMITER/...}`)."""
+        return f"{self.prefix}:ratelimit"
 
     def comment(self, site: str, comment_id: str) -> str:
         return f"{self.prefix}:comment:{site}:{comment_id}"

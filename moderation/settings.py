@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from limits import parse_many
+
 T = TypeVar("T")
 
 TOXICITY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
@@ -95,6 +97,13 @@ class Settings:
     burst_window: int = 60
     log_level: str = "INFO"
     log_format: str = "json"
+    # Rate limits in flask-limiter's notation ("6000 per minute; 200 per second"); None: off.
+    rate_limit_site: str | None = "6000 per minute"
+    rate_limit_moderator: str | None = "600 per minute"
+    rate_limit_login: str | None = "30 per minute"
+    login_failure_limit: str | None = "3 per minute; 10 per hour"
+    auth_failure_limit: str | None = "100 per minute"
+    proxy_hops: int = 0
     policy: PolicySettings = field(default_factory=PolicySettings)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -210,6 +219,19 @@ def _thresholds(raw: str) -> dict[str, float]:
     return result
 
 
+def _rate_limit(raw: str) -> str | None:
+    """`6000 per minute; 100/second` (flask-limiter's notation), or `off`."""
+    value = raw.strip()
+    if value.lower() in ("off", "none", "0"):
+        return None
+    try:
+        parse_many(value)
+    except ValueError:
+        example = "'600 per minute' or '10/second; 100/hour'"
+        raise ValueError(f"expected a limit such as {example}, or off") from None
+    return value
+
+
 def _secret(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError(
@@ -251,6 +273,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_BURST_WINDOW": ("burst_window", _positive(int)),
     "MODERATION_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "MODERATION_LOG_FORMAT": ("log_format", _choice("json", "text")),
+    "MODERATION_RATE_LIMIT_SITE": ("rate_limit_site", _rate_limit),
+    "MODERATION_RATE_LIMIT_MODERATOR": ("rate_limit_moderator", _rate_limit),
+    "MODERATION_RATE_LIMIT_LOGIN": ("rate_limit_login", _rate_limit),
+    "MODERATION_LOGIN_FAILURE_LIMIT": ("login_failure_limit", _rate_limit),
+    "MODERATION_AUTH_FAILURE_LIMIT": ("auth_failure_limit", _rate_limit),
+    "MODERATION_PROXY_HOPS": ("proxy_hops", _non_negative_int),
     "MODERATION_HOLD_THRESHOLDS": ("policy.hold", _thresholds),
     "MODERATION_REJECT_THRESHOLDS": ("policy.reject", _thresholds),
     "MODERATION_AUTO_REJECT": ("policy.auto_reject", _parse_bool),

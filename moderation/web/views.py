@@ -106,6 +106,12 @@ def login() -> Any:
     return render_template("moderate/login.html", form=form, failed=failed), status
 
 
+def login_refused(retry_after: int) -> Response:
+    """The login form again, 429: too many attempts from here or for this name (ratelimit.py)."""
+    page = render_template("moderate/login.html", form=LoginForm(), retry_after=retry_after)
+    return Response(page, status=429, headers={"Retry-After": str(retry_after)})
+
+
 @blp.route("/logout", methods=["POST"])
 def logout() -> Response:
     log_out()

@@ -1,0 +1,168 @@
+"""Rate limits: flask-limiter, counted in Redis so every API process and host shares one count.
+
+- host-site endpoints: per API key (by its digest: the key itself never reaches Redis);
+- the review API and the /moderate page's JSON endpoints: per moderator;
+- /moderate/login: every attempt per client address, and failed attempts per account name
+  (a few quick tries, then a wait of up to a minute, then a lock of up to an hour);
+- any request that fails authentication (401): per client address.
+
+A breach answers 429 in the contract's error form with `Retry-After`. Operator endpoints
+(/healthz, /readyz, /metrics) and the API documentation are never limited.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, request, session
+from flask_limiter import Limiter, RateLimitExceeded
+
+from moderation import keys
+from moderation.auth import bearer_token
+from moderation.errors import ApiError, error_response
+from moderation.keyspace import KEYS
+from moderation.services import Services
+from moderation.settings import Settings
+from moderation.web.login import SESSION_KEY
+from moderation.web.views import login_refused
+
+SITE_BLUEPRINTS = ("comments", "policy", "site")
+REVIEW_BLUEPRINT = "review"
+PAGE_BLUEPRINT = "moderate"
+PAGE_JSON_ENDPOINTS = frozenset({"moderate.queue_json", "moderate.decide", "moderate.audit"})
+LOGIN_ENDPOINT = "moderate.login"
+UNLIMITED_BLUEPRINTS = frozenset({"ops", "api-docs", "docs_assets"})
+
+
+# --- who a request counts against ------------------------------------------------------------
+
+
+def client_address() -> str:
+    """The caller's address (the proxy's unless MODERATION_PROXY_HOPS says how many to trust)."""
+    return f"address:{request.remote_addr or 'unknown'}"
+
+
+def api_credential() -> str:
+    """The bearer key or token by digest, or the address when none was sent."""
+    token = bearer_token()
+    return f"credential:{keys.digest(token)}" if token else client_address()
+
+
+def page_moderator() -> str:
+    """The logged-in moderator of the /moderate page, or the address."""
+    name = session.get(SESSION_KEY)
+    return f"moderator:{name}" if isinstance(name, str) else client_address()
+
+
+def login_name() -> str:
+    """The account name a login form names (names are not secret)."""
+    name = request.form.get("name", "").strip().lower()[:63]
+    return f"login:{name}" if name else client_address()
+
+
+# --- when a limit applies --------------------------------------------------------------------
+
+
+def is_unlimited() -> bool:
+    endpoint = request.endpoint or ""
+    return request.blueprint in UNLIMITED_BLUEPRINTS or endpoint.endswith("static")
+
+
+def not_page_json() -> bool:
+    return request.endpoint not in PAGE_JSON_ENDPOINTS
+
+
+def not_login_post() -> bool:
+    return not (request.endpoint == LOGIN_ENDPOINT and request.method == "POST")
+
+
+def failed_authentication(response: Response) -> bool:
+    return response.status_code == 401
+
+
+# --- the 429 answer --------------------------------------------------------------------------
+
+
+def retry_after(limiter: Limiter) -> int:
+    """Whole seconds until the breached limit lets a request through again (at least 1)."""
+    current = limiter.current_limit
+    if current is None:
+        return 1
+    return max(1, math.ceil(current.reset_at - time.time()))
+
+
+def breach_handler(limiter: Limiter) -> Callable[[RateLimitExceeded], Response]:
+    def too_many_requests(error: RateLimitExceeded) -> Response:
+        wait = retry_after(limiter)
+        if request.endpoint == LOGIN_ENDPOINT:
+            return login_refused(wait)
+        message = f"Rate limit exceeded ({error.limit.limit}). Retry in {wait} s."
+        return error_response(ApiError(429, message, headers={"Retry-After": str(wait)}))
+
+    return too_many_requests
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+def storage_uri(redis_url: str) -> str:
+    """limits spells a Unix socket URL `redis+unix://`."""
+    return (
+        "redis+unix://" + redis_url.removeprefix("unix://")
+        if redis_url.startswith("unix://")
+        else redis_url
+    )
+
+
+def init_app(app: Flask, settings: Settings, services: Services) -> Limiter:
+    """Attach the limits to the app's blueprints (call after they are registered)."""
+    limiter = Limiter(
+        client_address,
+        app=app,
+        storage_uri=storage_uri(settings.redis_url),
+        # The app's own fast-failing pool: when Redis is down the limiter raises
+        # redis.ConnectionError, which the app answers with 503 like any other storage call.
+        storage_options={
+            "connection_pool": services.redis.connection_pool,
+            "key_prefix": KEYS.rate_limits,
+        },
+        strategy="sliding-window-counter",
+        application_limits=[settings.auth_failure_limit] if settings.auth_failure_limit else [],
+        application_limits_deduct_when=failed_authentication,
+        headers_enabled=False,
+    )
+    limiter.request_filter(is_unlimited)
+    # Shared limits: one count per caller across all the endpoints of a scope.
+    if settings.rate_limit_site:
+        site_limit = limiter.shared_limit(
+            settings.rate_limit_site, scope="site", key_func=api_credential
+        )
+        for name in SITE_BLUEPRINTS:
+            site_limit(app.blueprints[name])
+    if settings.rate_limit_moderator:
+        review_limit = settings.rate_limit_moderator
+        limiter.shared_limit(review_limit, scope="review", key_func=api_credential)(
+            app.blueprints[REVIEW_BLUEPRINT]
+        )
+        limiter.shared_limit(
+            review_limit, scope="review", key_func=page_moderator, exempt_when=not_page_json
+        )(app.blueprints[PAGE_BLUEPRINT])
+    if settings.rate_limit_login:
+        limiter.shared_limit(
+            settings.rate_limit_login,
+            scope="login",
+            key_func=client_address,
+            exempt_when=not_login_post,
+        )(app.blueprints[PAGE_BLUEPRINT])
+    if settings.login_failure_limit:
+        limiter.shared_limit(
+            settings.login_failure_limit,
+            scope="login-failures",
+            key_func=login_name,
+            exempt_when=not_login_post,
+            deduct_when=failed_authentication,
+        )(app.blueprints[PAGE_BLUEPRINT])
+    app.register_error_handler(RateLimitExceeded, breach_handler(limiter))
+    return limiter
