@@ -117,7 +117,8 @@ def test_worker_figures_add_up_across_workers(served, site, redis_server, redis_
     assert sample(text, "moderation_pending_comments") == 0
 
 
-def test_readiness_says_what_is_missing(served, redis_server, tmp_path):
+def test_readiness_says_what_is_missing(redis_client, served, redis_server, tmp_path):
+    """redis_client first: it empties Redis, so no job of an earlier test is left queued."""
     not_ready = requests.get(f"{served}/readyz", timeout=5)
     assert not_ready.status_code == 503
     assert not_ready.json()["missing"] == ["workers"]
