@@ -40,6 +40,9 @@ class Moderator:
     role: Role
     sites: tuple[str, ...]
     disabled: bool = False
+    #: Random, renewed by a password reset and by disabling: a /moderate session keeps the
+    #: value it logged in with and ends when it no longer matches.
+    session_epoch: str = ""
 
     def may_see(self, site: str) -> bool:
         return self.role is Role.ADMIN or site in self.sites
@@ -68,6 +71,10 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_session_epoch() -> str:
+    return secrets.token_hex(8)
+
+
 class ModeratorStore:
     def __init__(self, connection: redis.Redis) -> None:
         self.redis = connection
@@ -88,6 +95,7 @@ class ModeratorStore:
                     "password_hash": generate_password_hash(password),
                     "token_digest": token_digest,
                     "disabled": "0",
+                    "session_epoch": new_session_epoch(),
                     "created_at": repr(utc_now()),
                 },
             )
@@ -106,6 +114,7 @@ class ModeratorStore:
             role=Role(fields["role"]),
             sites=tuple(json.loads(fields.get("sites", "[]"))),
             disabled=fields.get("disabled") == "1",
+            session_epoch=fields.get("session_epoch", ""),
         )
 
     def names(self) -> list[str]:
@@ -132,11 +141,16 @@ class ModeratorStore:
         return moderator if moderator and not moderator.disabled else None
 
     def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disabling also ends the account's sessions for good (re-enabling revives none)."""
         self._require(name)
-        self.redis.hset(KEYS.moderator(name), "disabled", "1" if disabled else "0")
+        fields = {"disabled": "1" if disabled else "0"}
+        if disabled:
+            fields["session_epoch"] = new_session_epoch()
+        self.redis.hset(KEYS.moderator(name), mapping=fields)
 
     def reset_password(self, name: str) -> ModeratorCredentials:
-        """A new password and a new token; the old ones stop working at once."""
+        """A new password and a new token; the old ones, and the sessions opened with the old
+        password, stop working at once."""
         moderator = self._require(name)
         password, token = new_password(), new_token()
         token_digest = keys.digest(token)
@@ -149,6 +163,7 @@ class ModeratorStore:
                 mapping={
                     "password_hash": generate_password_hash(password),
                     "token_digest": token_digest,
+                    "session_epoch": new_session_epoch(),
                 },
             )
             pipe.set(KEYS.moderator_token(token_digest), name)

@@ -1,8 +1,10 @@
-"""Who is logged in: the session keeps only the moderator's name; the account is re-read from
-the store on every request, so disabling it takes effect at once."""
+"""Who is logged in: the session keeps the moderator's name and the account's session epoch;
+the account is re-read from the store on every request, so disabling it or resetting its
+password (both renew the epoch) takes effect at once."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -17,6 +19,7 @@ from moderation.moderators import Moderator
 from moderation.services import services
 
 SESSION_KEY = "moderator"
+EPOCH_KEY = "epoch"
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -29,6 +32,7 @@ def log_in(moderator: Moderator) -> None:
     """Start a fresh session (nothing from before the login survives)."""
     session.clear()
     session[SESSION_KEY] = moderator.name
+    session[EPOCH_KEY] = moderator.session_epoch
     session.permanent = True
 
 
@@ -37,12 +41,17 @@ def log_out() -> None:
 
 
 def session_moderator() -> Moderator | None:
-    """The logged-in moderator, if the account still exists and is enabled."""
-    name = session.get(SESSION_KEY)
-    if not isinstance(name, str):
+    """The logged-in moderator, if the account still exists, is enabled, and has had neither
+    its password reset nor been disabled since this session logged in."""
+    name, epoch = session.get(SESSION_KEY), session.get(EPOCH_KEY, "")
+    if not isinstance(name, str) or not isinstance(epoch, str):
         return None
     moderator = services().moderators.get(name)
-    if moderator is None or moderator.disabled:
+    if (
+        moderator is None
+        or moderator.disabled
+        or not hmac.compare_digest(epoch.encode(), moderator.session_epoch.encode())
+    ):
         session.clear()
         return None
     return moderator
