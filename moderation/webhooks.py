@@ -18,7 +18,8 @@ site, not by the operator:
 * Proxies from the environment are ignored: the address checks only mean something when the
   service connects directly.
 * `allow_private=True` (MODERATION_ALLOW_PRIVATE_CALLBACKS) admits loopback, RFC 1918,
-  shared (100.64.0.0/10), unique-local (fc00::/7) and other non-global unicast addresses.
+  shared (100.64.0.0/10), unique-local (fc00::/7), site-local (fec0::/10, deprecated but
+  still routed) and other non-global unicast addresses.
   Link-local (169.254.0.0/16, fe80::/10, which hold cloud metadata services), known metadata
   addresses, unspecified (0.0.0.0/8, ::), multicast and reserved addresses stay refused.
 
@@ -162,6 +163,8 @@ def _classify(address: IPAddress) -> tuple[str, bool] | None:
         return "multicast", False
     if address.is_loopback:
         return "loopback", True
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:  # fec0::/10
+        return "site-local", True
     if address.is_reserved:
         return "reserved", False
     if address.version == 4 and address in _SHARED:
