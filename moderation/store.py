@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -425,7 +426,10 @@ class CommentStore:
     ) -> ActivityCounts:
         """Record the comment in its recent-activity sets and count its neighbours.
 
-        Members are comment ids, so running this twice for one comment counts it once.
+        Members are comment ids, so running this twice for one comment counts it once. The
+        sets are trimmed by submission time, not by the clock: in a backlog a comment is scored
+        long after it arrived, and its window (and those of the comments queued behind it)
+        still needs entries older than now - window.
         """
         author = comment.submission.author
         windows = {"text": (fingerprint, duplicate_window)}
@@ -434,12 +438,13 @@ class CommentStore:
         if author.get("ip"):
             windows["ip"] = (author["ip"], burst_window)
         at = comment.submitted_at
+        backlog = math.ceil(max(0.0, utc_now() - at))
         with self.redis.pipeline(transaction=False) as pipe:
             for kind, (value, window) in windows.items():
                 key = KEYS.recent(kind, comment.site, value)
                 pipe.zadd(key, {comment.id: at})
-                pipe.zremrangebyscore(key, "-inf", utc_now() - window)
-                pipe.expire(key, window)
+                pipe.zremrangebyscore(key, "-inf", f"({at - window}")
+                pipe.expire(key, window + backlog)
                 pipe.zcount(key, at - window, at)
             replies = pipe.execute()
         counts = dict(zip(windows, replies[3::4], strict=True))
