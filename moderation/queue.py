@@ -17,6 +17,9 @@ DELIVER_WEBHOOK_JOB = "workers.deliveries.deliver_webhook"
 
 #: Keep a finished job's result briefly (the decision itself lives on the comment).
 RESULT_TTL = 600
+#: A finished scoring job and its result (an RQ stream of about 4.7 KiB) are kept only a
+#: minute: at hundreds of comments a second, ten minutes of them took gigabytes of Redis.
+SCORING_RESULT_TTL = 60
 #: Keep a failed job a week so operators can look at it.
 FAILURE_TTL = 7 * 24 * 3600
 #: Seconds between retries of a failed scoring job.
@@ -41,7 +44,7 @@ class ScoringEnqueuer:
             SCORE_COMMENT_JOB,
             args=(site, comment_id),
             timeout=self.settings.job_timeout,
-            result_ttl=RESULT_TTL,
+            result_ttl=SCORING_RESULT_TTL,
             failure_ttl=FAILURE_TTL,
             retry=Retry(max=retries, interval=RETRY_INTERVALS[:retries]) if retries else None,
             on_failure=Callback(SCORING_FAILED_CALLBACK),
