@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: run test lint format bench-spam bench clean
+.PHONY: run test lint format bench-spam bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ bench-spam: $(VENV)/.installed-test
 # needs redis-server). Prints a table; writes bench/results/bench-<date>.json and latest.json.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.detoxify_bench
+
+# Long runs (about 10 minutes; needs redis-server): the fault tests marked `soak` (an overload
+# of 20,000 comments with a worker killed), then 20,000 comments through the running service,
+# one POST each (bench/soak.py). Prints a table; writes bench/results/soak-<date>.json.
+soak: $(VENV)/.installed-test
+	$(BIN)/pytest -q -m soak
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -115,15 +115,30 @@ class Service:
 
 @contextmanager
 def running_service(
-    scratch: Path, workers: int, settings: Mapping[str, str], *, start_timeout: float = 180
+    scratch: Path,
+    workers: int,
+    settings: Mapping[str, str],
+    *,
+    start_timeout: float = 180,
+    appendonly: bool = False,
 ) -> Iterator[Service]:
-    """Redis, `moderation serve` and `workers` x `moderation worker`, ready for comments."""
+    """Redis, `moderation serve` and `workers` x `moderation worker`, ready for comments.
+    `appendonly` runs Redis as docker-compose.yml does (append-only file, fsync every second).
+    The per-site rate limit is off: a benchmark measures capacity."""
     scratch.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(scratch / "redis")
+    server = RedisServer(scratch / "redis", appendonly=appendonly)
     server.start()
     try:
         port = free_port()
-        env = moderation_env(server.url, {"HOST": "127.0.0.1", "PORT": str(port), **settings})
+        env = moderation_env(
+            server.url,
+            {
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "MODERATION_RATE_LIMIT_SITE": "off",
+                **settings,
+            },
+        )
         with redis.Redis.from_url(server.url) as connection:
             api_key = SiteStore(connection, env["MODERATION_SECRET_KEY"]).create("bench").api_key
         with ExitStack() as stack:
