@@ -16,8 +16,10 @@ fast as the API takes them, 8 threads read each decision back with `GET ?wait=`)
 start of its POST to the moment the client holds its decision.
 
 While it runs, the resident memory of every process (the gunicorn master and its workers,
-each scoring worker and the scheduler it forks, redis-server) is sampled twice a second; at
-the end each live process's VmHWM (the kernel's peak) is read too. Then every comment's audit
+each scoring worker and the RQ scheduler it forks, redis-server and its AOF rewrite forks),
+the queue depth and the oldest pending comment's age are sampled twice a second; at the end
+each live process's VmHWM (the kernel's peak) and USS (memory no other process shares) are
+read too. Then every comment's audit
 trail is read from Redis: lost = accepted - decided exactly once (must be 0), and how many
 were decided more than once. Prints a table; writes bench/results/soak-<date>.json.
 """
@@ -47,7 +49,7 @@ from bench.detoxify_model import CACHE, bench_model
 from bench.load_client import LoadResult, ServiceClient, full_load, paced_load
 from bench.stacks import Service, running_service
 from moderation.keyspace import KEYS
-from moderation.queue import SCORING_QUEUE
+from moderation.queue import SCORING_QUEUE, scoring_queue
 from moderation.store import CommentStore
 from tests.support.processes import wait_for
 
@@ -56,7 +58,6 @@ RESULTS = ROOT / "bench" / "results"
 SCRATCH = CACHE / "soak-last-run"  # logs of the latest run, replaced by the next
 SITE = "bench"  # the site bench/stacks.py creates
 MIB = 2**20
-API_MASTER = "api: gunicorn master"
 
 
 # --- memory of every process ------------------------------------------------------------------
@@ -105,28 +106,34 @@ def unique_memory(pid: int) -> int | None:
 
 
 @dataclass
-class MemorySampler:
-    """Samples the RSS of the service's processes (and their children) from a thread."""
+class Sampler:
+    """Samples from a thread the RSS of the service's processes and of their children (found
+    afresh each time: gunicorn workers, the RQ scheduler a worker forks, Redis's AOF rewrite
+    forks), and the scoring queue's depth and the age of the oldest pending comment."""
 
-    roots: dict[str, int]
+    #: (role, pid, role of its children)
+    roots: list[tuple[str, int, str]]
+    redis_url: str
     interval: float = 0.5
     processes: dict[int, ProcessMemory] = field(default_factory=dict)
+    peak_queue_depth: int = 0
+    peak_oldest_pending_s: float = 0.0
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._redis = redis.Redis.from_url(self.redis_url)
 
     def members(self) -> list[tuple[str, psutil.Process]]:
-        """(role, process) for each root and each of its descendants, found afresh."""
+        """(role, process) for each root and each of its descendants."""
         found = []
-        for role, pid in self.roots.items():
+        for role, pid, child_role in self.roots:
             try:
                 root = psutil.Process(pid)
                 children = root.children(recursive=True)
             except psutil.Error:
                 continue
             found.append((role, root))
-            child_role = "api: gunicorn worker" if role == API_MASTER else f"{role}: RQ scheduler"
             found += [(child_role, child) for child in children]
         return found
 
@@ -139,6 +146,10 @@ class MemorySampler:
             entry = self.processes.setdefault(process.pid, ProcessMemory(role, process.pid, rss))
             entry.peak_rss = max(entry.peak_rss, rss)
             entry.last_rss = rss
+        depth = scoring_queue(self._redis).count
+        oldest = CommentStore(self._redis).oldest_pending_age() or 0.0
+        self.peak_queue_depth = max(self.peak_queue_depth, depth)
+        self.peak_oldest_pending_s = max(self.peak_oldest_pending_s, oldest)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -153,6 +164,7 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.sample()
+        self._redis.close()
         for entry in self.processes.values():
             entry.vm_hwm = vm_hwm(entry.pid)
             entry.uss = unique_memory(entry.pid)
@@ -279,9 +291,15 @@ def run(args: argparse.Namespace) -> dict:
         warm = ServiceClient(service.url, service.api_key)
         full_load(warm, soak_texts(args.warm_up, offset=10**6), "warm")  # not measured
         client = RecordingClient(service.url, service.api_key)
-        roots = {"redis-server": service.redis_pid, API_MASTER: service.api_pid}
-        roots |= {f"worker {n}": pid for n, pid in enumerate(service.worker_pids)}
-        sampler = MemorySampler(roots)
+        roots = [
+            ("redis-server", service.redis_pid, "redis-server: AOF rewrite fork"),
+            ("api: gunicorn master", service.api_pid, "api: gunicorn worker"),
+        ]
+        roots += [
+            (f"worker {n}", pid, f"worker {n}: RQ scheduler fork")
+            for n, pid in enumerate(service.worker_pids)
+        ]
+        sampler = Sampler(roots, service.redis_url)
         sampler.start()
         ids: list[str] = []
         phases: list[tuple[str, int]] = [("full", args.comments)]
@@ -303,6 +321,10 @@ def run(args: argparse.Namespace) -> dict:
         totals = metrics_totals(service.url)
         report["metrics"] = {**totals, "warm_up": args.warm_up}
         report["memory"] = sampler.stop()
+        report["backlog"] = {
+            "peak_queue_depth": sampler.peak_queue_depth,
+            "peak_oldest_pending_s": round(sampler.peak_oldest_pending_s, 1),
+        }
     return report
 
 
@@ -350,6 +372,8 @@ def print_table(report: dict) -> None:
             f"{metrics['auto_decisions'] - metrics['warm_up']:.0f} (less the warm-up)",
         ),
         ("redis used_memory peak", f"{check['redis_used_memory_peak_mib']} MiB"),
+        ("peak queue depth", f"{report['backlog']['peak_queue_depth']}"),
+        ("peak oldest pending", f"{report['backlog']['peak_oldest_pending_s']} s"),
     ]
     for name, value in rows:
         print(f"  {name:26} {value}")
