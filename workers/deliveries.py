@@ -11,13 +11,16 @@ import json
 import logging
 from typing import Any
 
-from rq import SimpleWorker, get_current_job
+from rq import Queue, SimpleWorker, get_current_job
+from rq.job import Job
+from rq.worker import WorkerStatus
 
 from moderation import keys
 from moderation.queue import delivery_queue
 from moderation.services import Services, build_services, connect
 from moderation.settings import Settings, from_env
 from moderation.webhooks import deliver, webhook_session
+from workers.outages import RidesOutOutages
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,15 @@ def deliver_webhook(site: str, comment_id: str) -> dict[str, Any]:
     raise DeliveryFailed(result.error or f"HTTP {result.status}")
 
 
-class DeliveryWorker(SimpleWorker):
+class DeliveryWorker(RidesOutOutages, SimpleWorker):
     """Runs delivery jobs in-process; its maintenance also flushes a stale webhook outbox."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """SimpleWorker's, except that a Redis outage mid-job means performing it again once
+        Redis is back (at least once: a receiver may get the same event twice)."""
+        execution = self.ride_out(self.prepare_execution, job)
+        self.ride_out(self.perform_job, job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()

@@ -8,8 +8,10 @@ later. So every scoring worker also
   process is known within `ALIVE_TTL` seconds, and
 * sweeps, from its periodic maintenance, comments pending longer than the sweep deadline: a
   comment whose job is gone, failed, stopped, or started by a process that is no longer alive
-  gets a new job. Jobs that are merely waiting in the queue are left alone, so an overload
-  never turns into duplicate work. Scoring is idempotent, so a late second run is harmless.
+  gets a new job, and so does one taken off the queue by a dequeue whose reply was lost (it
+  sits in RQ's intermediate list, held by no one). Jobs that are merely waiting in the queue
+  are left alone, so an overload never turns into duplicate work. Scoring is idempotent, so a
+  late second run is harmless.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 from dataclasses import dataclass
 
 import redis
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -71,6 +74,14 @@ class SweepReport:
     requeued: int
 
 
+def taken_but_not_started(connection: redis.Redis, job: Job) -> bool:
+    """Whether a worker took the job off its queue (RQ moves it to the queue's intermediate
+    list) but never started it: the reply to that move was lost, e.g. because Redis shut down
+    right after it, so no worker holds it. RQ itself would notice only minutes later."""
+    intermediate = Queue(job.origin, connection=connection).intermediate_queue_key
+    return connection.lpos(intermediate, job.id) is not None
+
+
 def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
     """Whether a pending comment's job can no longer be expected to decide it."""
     if job_id is None:
@@ -81,7 +92,7 @@ def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
         return True
     status = job.get_status(refresh=False)
     if status in WAITING:
-        return False
+        return status is JobStatus.QUEUED and taken_but_not_started(connection, job)
     if status is JobStatus.STARTED:
         return not is_alive(connection, job.worker_name)
     # finished without deciding, failed, stopped or canceled

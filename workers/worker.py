@@ -19,6 +19,7 @@ import uuid
 
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
@@ -29,6 +30,7 @@ from moderation.services import connect
 from moderation.settings import Settings
 from moderation.store import WorkerModels
 from workers.jobs import prescore
+from workers.outages import REDIS_DOWN, RidesOutOutages
 from workers.runtime import WorkerRuntime, current_runtime, start_runtime
 from workers.sweeper import Liveness, sweep
 
@@ -42,7 +44,7 @@ MAINTENANCE_INTERVAL = 15
 WORKER_TTL = 30
 
 
-class ScoringWorker(SimpleWorker):
+class ScoringWorker(RidesOutOutages, SimpleWorker):
     """Runs scoring jobs in-process, one queue, with the model loaded before the first job.
 
     Batching: RQ hands the worker one job; `execute_job` takes up to `batch_size - 1` more
@@ -55,17 +57,24 @@ class ScoringWorker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         runtime = current_runtime()
         batch = [(job, queue), *self.more_jobs(queue, runtime.settings)]
-        # Marked started by this worker before RQ registers the executions, so no instant
-        # leaves a job in hand that looks merely queued.
-        self.mark_started([each for each, _ in batch])
-        executions = [self.prepare_execution(each) for each, _ in batch]
-        self.prescore_batch(runtime, [each for each, _ in batch])
+        # If Redis goes away mid-batch, each step is done again once it is back (ride_out):
+        # the batch is finished rather than abandoned as "started".
+        executions = self.ride_out(self.start_batch, runtime, [each for each, _ in batch])
         try:
             for (each, each_queue), execution in zip(batch, executions, strict=True):
-                self.perform_job(each, each_queue, execution)
+                self.ride_out(self.perform_job, each, each_queue, execution)
         finally:
             runtime.prescored.clear()
         self.set_state(WorkerStatus.IDLE)
+
+    def start_batch(self, runtime: WorkerRuntime, jobs: list[Job]) -> list[Execution]:
+        """Mark the jobs started, register their executions, and score them in one pass."""
+        # Marked started by this worker before RQ registers the executions, so no instant
+        # leaves a job in hand that looks merely queued.
+        self.mark_started(jobs)
+        executions = [self.prepare_execution(each) for each in jobs]
+        self.prescore_batch(runtime, jobs)
+        return executions
 
     def mark_started(self, jobs: list[Job]) -> None:
         """Mark the whole batch started by this worker now, not only as RQ performs each one,
@@ -95,6 +104,8 @@ class ScoringWorker(SimpleWorker):
                 )
             except DequeueTimeout:
                 break
+            except REDIS_DOWN:  # Redis went away: work on the jobs already in hand
+                break
             if found is None:
                 break
             extra.append(found)
@@ -120,6 +131,18 @@ class ScoringWorker(SimpleWorker):
             log.exception("batch scoring failed; scoring its comments one by one")
             runtime.prescored.clear()
 
+    def register_birth(self) -> None:
+        """Register with RQ, and say which models this worker loaded (read by /readyz). Also
+        called again when Redis lost the registration (see RidesOutOutages)."""
+        super().register_birth()
+        toxicity = current_runtime().toxicity
+        models = {"toxicity": toxicity.name, "precision": getattr(toxicity, "precision", "n/a")}
+        WorkerModels(self.connection).register(self.name, models)
+
+    def register_death(self) -> None:
+        WorkerModels(self.connection).unregister(self.name)
+        super().register_death()
+
     def run_maintenance_tasks(self) -> None:
         """RQ's periodic clean-up, the sweeper, and erasing comments past their retention."""
         super().run_maintenance_tasks()
@@ -139,7 +162,7 @@ def worker_name(kind: str = "scoring") -> str:
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     """Load the model, register, and work the scoring queue until stopped (SIGTERM: finish
     the current job, then exit). Returns whether any job ran."""
-    runtime = start_runtime(settings)
+    start_runtime(settings)
     connection = connect(settings.redis_url, socket_timeout=None)
     worker = ScoringWorker(
         [scoring_queue(connection)],
@@ -148,14 +171,6 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
         log_job_description=False,
         maintenance_interval=MAINTENANCE_INTERVAL,
         worker_ttl=WORKER_TTL,
-    )
-    models = WorkerModels(connection)
-    models.register(
-        worker.name,
-        {
-            "toxicity": runtime.toxicity.name,
-            "precision": getattr(runtime.toxicity, "precision", "n/a"),
-        },
     )
     liveness = Liveness(connection, worker.name)
     liveness.start()
@@ -167,4 +182,3 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
         )
     finally:
         liveness.stop()
-        models.unregister(worker.name)
