@@ -41,7 +41,7 @@ def decode_cursor(cursor: str) -> Position:
         padded = cursor + "=" * (-len(cursor) % 4)
         score, site, comment_id = json.loads(base64.urlsafe_b64decode(padded))
         return float(score), str(site), str(comment_id)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, RecursionError):  # RecursionError: "[[[[..."
         raise ApiError(422, "Invalid cursor.", fields={"cursor": ["Not a valid cursor."]}) from None
 
 

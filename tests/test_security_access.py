@@ -14,6 +14,7 @@ comment exists). The rightful caller goes last and must succeed.
 
 from __future__ import annotations
 
+import base64
 import functools
 import secrets
 from collections.abc import Callable, Iterator
@@ -29,9 +30,10 @@ from werkzeug.test import TestResponse
 
 from moderation import moderators as moderators_module
 from moderation.app import create_app
-from moderation.errors import CODES
+from moderation.errors import CODES, ApiError
 from moderation.keyspace import KEYS
 from moderation.moderators import ModeratorStore, Role
+from moderation.review import decode_cursor
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from tests.support.held import form_token, log_in, page_token, store_hold
@@ -551,3 +553,19 @@ def test_re_enabling_an_account_does_not_revive_its_old_sessions(
     moderators.set_disabled("ann", True)
     moderators.set_disabled("ann", False)  # before the old session made any request
     assert world.clients["ann"].get("/moderate").status_code == 302
+
+
+# --- crafted input on the authenticated paths -------------------------------------------------
+
+
+def test_a_crafted_queue_cursor_is_a_422_not_a_500(world_factory: Callable[[bool], World]) -> None:
+    """Cursors are base64 JSON the client hands back; one nested too deeply for Python's JSON
+    reader must be refused like any other bad cursor."""
+    world = world_factory(True)
+    nested = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+    response = world.clients["ann"].get(f"/moderate/queue.json?after={nested}")
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["fields"] == {"cursor": ["Not a valid cursor."]}
+    with pytest.raises(ApiError) as refused:
+        decode_cursor(nested)
+    assert refused.value.status == 422
