@@ -569,3 +569,17 @@ def test_a_crafted_queue_cursor_is_a_422_not_a_500(world_factory: Callable[[bool
     with pytest.raises(ApiError) as refused:
         decode_cursor(nested)
     assert refused.value.status == 422
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff\xfe", b'{"action": "approve"'])
+def test_a_decision_that_is_not_json_is_a_400_not_a_500(
+    world_factory: Callable[[bool], World], body: bytes
+) -> None:
+    world = world_factory(True)
+    response = world.clients["ann"].post(
+        f"/moderate/decide/news/{TARGET_ID}",
+        data=body,
+        headers={"Content-Type": "application/json", "X-CSRFToken": world.csrf["ann"]},
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["code"] == "malformed_json"

@@ -19,6 +19,7 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest
 
 from moderation.errors import ApiError, error_response, flatten_fields
 from moderation.moderators import Moderator
@@ -220,7 +221,11 @@ def decide(site: str, comment_id: str) -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(415, "Send the body as JSON with 'Content-Type: application/json'.")
     try:
-        body = ReviewDecisionSchema().load(request.get_json(silent=True) or {})
+        data = request.get_json()
+    except (BadRequest, RecursionError):  # not JSON, or nested too deeply to read
+        raise ApiError(400, "The request body is not valid JSON.", code="malformed_json") from None
+    try:
+        body = ReviewDecisionSchema().load(data or {})
     except ValidationError as error:
         raise ApiError(422, "Invalid decision.", fields=flatten_fields(error.messages)) from None
     moderator = current_moderator()
