@@ -63,8 +63,23 @@ class ApiError(Exception):
         return body
 
 
+def unicode_safe(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (and keys) spelled out as `\\udXXX`.
+
+    Python's JSON reader accepts `"\\ud800"` and errors echo what the client sent (unknown
+    field names, ids); written back as is, such a string is JSON that strict readers refuse.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {unicode_safe(key): unicode_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unicode_safe(item) for item in value]
+    return value
+
+
 def error_response(error: ApiError) -> Response:
-    response = jsonify({"error": error.body()})
+    response = jsonify({"error": unicode_safe(error.body())})
     response.status_code = error.status
     response.headers.update(error.headers)
     return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,13 @@ def decode_cursor(cursor: str) -> Position:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         score, site, comment_id = json.loads(base64.urlsafe_b64decode(padded))
-        return float(score), str(site), str(comment_id)
+        position = float(score), site, comment_id
+        # Redis refuses a NaN score (a 500 if it got that far); ids are strings.
+        if not (
+            math.isfinite(position[0]) and isinstance(site, str) and isinstance(comment_id, str)
+        ):
+            raise ValueError("not a queue position")
+        return position
     except (ValueError, TypeError, binascii.Error, RecursionError):  # RecursionError: "[[[[..."
         raise ApiError(422, "Invalid cursor.", fields={"cursor": ["Not a valid cursor."]}) from None
 

@@ -25,6 +25,21 @@ def _no_control_characters(value: str) -> None:
         raise ma.ValidationError("Control characters are not allowed.")
 
 
+#: Sub-resources read with GET under a comment's URL: an id ending in one would be ambiguous.
+_SUB_RESOURCES = ("/deliveries", "/audit")
+
+
+def _addressable(value: str) -> None:
+    """A comment id must read back through GET /v1/comments/<id> (percent-encoded). Servers
+    decode %2F before routing and HTTP clients resolve dot segments, so some ids cannot."""
+    if value in (".", ".."):
+        raise ma.ValidationError("'.' and '..' cannot be used in a URL.")
+    if value.startswith("/"):
+        raise ma.ValidationError("Cannot start with '/'.")
+    if value.endswith(_SUB_RESOURCES):
+        raise ma.ValidationError("Cannot end with '/deliveries' or '/audit'.")
+
+
 def _ip_address(value: str) -> None:
     try:
         ipaddress.ip_address(value)
@@ -43,11 +58,13 @@ def text(
     )
 
 
-def identifier(description: str, *, required: bool = False) -> fields.String:
-    """An id from the host site: 1-128 characters, no control characters."""
+def identifier(description: str, *, required: bool = False, in_urls: bool = False) -> fields.String:
+    """An id from the host site: 1-128 characters, no control characters; `in_urls`: also one
+    that works as the last part of a URL path."""
+    validators = [validate.Length(min=1, max=128), _encodable, _no_control_characters]
     return fields.String(
         required=required,
-        validate=[validate.Length(min=1, max=128), _encodable, _no_control_characters],
+        validate=[*validators, _addressable] if in_urls else validators,
         metadata={"description": description},
     )
 
@@ -69,7 +86,7 @@ class ContextSchema(ma.Schema):
 
 
 class CommentSubmissionSchema(ma.Schema):
-    id = identifier("The host site's comment id, unique per site", required=True)
+    id = identifier("The host site's comment id, unique per site", required=True, in_urls=True)
     content = text(20_000, required=True, min_length=1)
     author = fields.Nested(AuthorSchema)
     context = fields.Nested(ContextSchema)
@@ -91,7 +108,7 @@ class CommentSubmissionSchema(ma.Schema):
 
 class BatchSchema(ma.Schema):
     comments = fields.List(
-        fields.Raw(),
+        fields.Raw(allow_none=True),  # a null entry is one invalid comment, not a bad batch
         required=True,
         validate=validate.Length(min=1, max=100),
         metadata={"description": "Up to 100 comments, each as for POST /v1/comments"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import flask
@@ -23,13 +24,18 @@ class Api(flask_smorest.Api):
 
 
 class StrictJSONParser(FlaskParser):
-    """webargs' parser, also refusing JSON nested too deeply for Python to read (400, not 500)."""
+    """webargs' parser, also refusing (400, not 500) JSON that Python cannot read although it is
+    well formed: nested too deeply, or an integer longer than Python converts (4300 digits)."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         try:
             return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs' own 400
         except RecursionError:
             abort(400, messages={"json": ["JSON nested too deeply."]})
+        except ValueError:
+            abort(400, messages={"json": ["A number in the JSON is too long."]})
 
 
 class Blueprint(flask_smorest.Blueprint):

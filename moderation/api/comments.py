@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from moderation.api import Blueprint
 from moderation.auth import authenticate_site, current_site
-from moderation.errors import ApiError, flatten_fields
+from moderation.errors import ApiError, flatten_fields, unicode_safe
 from moderation.records import Comment, Status, Submission
 from moderation.schemas import (
     BatchResponseSchema,
@@ -136,7 +136,7 @@ def batch_item(item: Any) -> dict[str, Any]:
 @blp.response(200, BatchResponseSchema)
 def batch(body: dict[str, Any]) -> dict[str, Any]:
     """Submit up to 100 comments; one result per comment, in order."""
-    return {"results": [batch_item(item) for item in body["comments"]]}
+    return {"results": unicode_safe([batch_item(item) for item in body["comments"]])}
 
 
 @blp.route("/<path:comment_id>")
