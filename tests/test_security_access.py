@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -583,3 +584,20 @@ def test_a_decision_that_is_not_json_is_a_400_not_a_500(
     )
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     assert response.get_json()["error"]["code"] == "malformed_json"
+
+
+def test_the_openapi_document_states_the_auth_each_endpoint_enforces(app: Flask) -> None:
+    doc = app.test_client().get("/v1/openapi.json").get_json()
+    schemes = {SITE: [{"siteKey": []}], MODERATOR: [{"moderatorToken": []}]}
+    for path, operations in doc["paths"].items():
+        rule = re.sub(r"\{(\w+)\}", lambda m: f"<{m[1]}>", path)
+        rule = rule.replace("<comment_id>", "<path:comment_id>")
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            route = (rule, method.upper())
+            documented = operation.get("security", doc.get("security"))
+            if route in PUBLIC:
+                assert documented == [], route
+            else:
+                assert documented == schemes[PROTECTED[route].auth], route
