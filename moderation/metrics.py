@@ -151,7 +151,7 @@ def exposition(connection: redis.Redis, live_figures: dict[str, tuple[str, float
         body = generate_latest(REGISTRY)
     extra = CollectorRegistry()
     extra.register(RedisCollector(connection, live_figures))
-    return Response(body + generate_latest(extra), mimetype=CONTENT_TYPE_LATEST)
+    return Response(body + generate_latest(extra), content_type=CONTENT_TYPE_LATEST)
 
 
 # --- HTTP instrumentation --------------------------------------------------------------------

@@ -86,7 +86,12 @@ class ContextSchema(ma.Schema):
 
 
 class CommentSubmissionSchema(ma.Schema):
-    id = identifier("The host site's comment id, unique per site", required=True, in_urls=True)
+    id = identifier(
+        "The host site's comment id, unique per site; it goes in URLs, so not '.' or '..', "
+        "not starting with '/', not ending with '/deliveries' or '/audit'",
+        required=True,
+        in_urls=True,
+    )
     content = text(20_000, required=True, min_length=1)
     author = fields.Nested(AuthorSchema)
     context = fields.Nested(ContextSchema)
@@ -172,6 +177,18 @@ class ErrorSchema(ma.Schema):
 
 class HealthSchema(ma.Schema):
     status = fields.String()
+
+
+class ReadinessSchema(ma.Schema):
+    status = fields.String(validate=validate.OneOf(["ok", "unavailable"]))
+    redis = fields.String(validate=validate.OneOf(["ok", "down"]))
+    missing = fields.List(fields.String(), metadata={"description": "redis, workers"})
+    workers = fields.Integer(metadata={"description": "live scoring workers"})
+    queue_depth = fields.Integer()
+    pending = fields.Integer()
+    oldest_pending_seconds = fields.Float(allow_none=True)
+    toxicity_model = fields.Raw(metadata={"description": "the workers' model (a list if mixed)"})
+    precision = fields.Raw(metadata={"description": "the workers' precision (a list if mixed)"})
 
 
 # --- moderators ------------------------------------------------------------------------------

@@ -10,14 +10,21 @@ import flask_smorest
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import HTTPException
 
+from moderation.api.spec import ErrorResponsesPlugin
 from moderation.errors import error_response, from_http_exception
 from moderation.schemas import ErrorSchema
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api, answering errors in the contract's `{"error": ...}` form."""
+    """flask-smorest's Api, answering errors in the contract's `{"error": ...}` form and
+    documenting them per operation (`api.spec`) instead of as one catch-all `default`."""
 
     ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _init_spec(self, *, extra_plugins: Any = None, **options: Any) -> None:
+        plugins = [*(extra_plugins or ()), ErrorResponsesPlugin()]
+        super()._init_spec(extra_plugins=plugins, **options)
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return error_response(from_http_exception(error))

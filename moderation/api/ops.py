@@ -9,8 +9,10 @@ from flask import Response
 from rq import Worker
 
 from moderation.api import Blueprint
+from moderation.api.spec import RETRY_AFTER
 from moderation.metrics import exposition
 from moderation.queue import scoring_queue
+from moderation.schemas import HealthSchema, ReadinessSchema
 from moderation.services import services
 from moderation.store import WorkerModels
 
@@ -26,7 +28,7 @@ def live_worker_names() -> list[str]:
 
 @blp.route("/healthz")
 @blp.doc(security=[])
-@blp.response(200)
+@blp.response(200, HealthSchema)
 def healthz() -> dict[str, str]:
     """200 while the process runs."""
     return {"status": "ok"}
@@ -34,8 +36,13 @@ def healthz() -> dict[str, str]:
 
 @blp.route("/readyz")
 @blp.doc(security=[])
-@blp.response(200)
-@blp.alt_response(503, description="Redis or the workers are missing.")
+@blp.response(200, ReadinessSchema)
+@blp.alt_response(
+    503,
+    schema=ReadinessSchema,
+    description="Redis or the workers are missing.",
+    headers=RETRY_AFTER,
+)
 def readyz() -> Any:
     """Ready when Redis answers and at least one scoring worker is alive."""
     svc = services()
@@ -63,7 +70,15 @@ def readyz() -> Any:
 
 
 @blp.route("/metrics")
-@blp.doc(security=[])
+@blp.doc(
+    security=[],
+    responses={
+        "200": {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics() -> Response:
     """Prometheus text format (see moderation/metrics.py for what is counted where)."""
     svc = services()
