@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
@@ -20,6 +21,20 @@ from moderation.store import CommentStore, pending_member
 
 #: Attempts kept per comment.
 MAX_LOGGED_ATTEMPTS = 100
+#: How long a receiver that timed out is remembered (an answer from it forgets it at once).
+UNRESPONSIVE_MEMORY = 24 * 3600
+
+# Lets one delivery through to a receiver that timed out once its cool-down is over; the
+# others keep skipping it while that one tries (for at most the attempt time).
+# KEYS: the receiver's key. ARGV: now, now + the longest an attempt takes.
+# Returns 1 when the caller may try now, 0 when it should not.
+_MAY_TRY_SCRIPT = """
+local resume_at = tonumber(redis.call('GET', KEYS[1]))
+if not resume_at then return 1 end
+if tonumber(ARGV[1]) < resume_at then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
 
 
 class Outbox:
@@ -105,3 +120,42 @@ class DeliveryLog:
             {**attempt, "at": isoformat(attempt["at"])}
             for attempt in (json.loads(item) for item in raw)
         ]
+
+
+def origin(url: str) -> str:
+    """A URL's scheme, host and port: what one receiver is."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return url
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+class UnresponsiveReceivers:
+    """Receivers that stopped answering, so that deliveries skip them for a while.
+
+    An attempt that times out marks its receiver (scheme, host and port) for `cool_down`
+    seconds. Until then deliveries there are not tried: they fail at once and are retried on
+    their schedule, rather than each holding a deliverer for the whole timeout. Then one
+    delivery tries again while the others keep skipping; any answer from the receiver clears
+    the mark, another timeout renews it. Kept in Redis, so every deliverer process shares it.
+    """
+
+    def __init__(self, connection: redis.Redis, cool_down: float, attempt_time: float) -> None:
+        self.redis = connection
+        self.cool_down = cool_down
+        self.attempt_time = attempt_time
+        self._may_try = connection.register_script(_MAY_TRY_SCRIPT)
+
+    def may_try(self, url: str) -> bool:
+        now = utc_now()
+        key = KEYS.unresponsive(origin(url))
+        return bool(self._may_try(keys=[key], args=[repr(now), repr(now + self.attempt_time)]))
+
+    def timed_out(self, url: str) -> None:
+        resume_at = utc_now() + self.cool_down
+        self.redis.set(KEYS.unresponsive(origin(url)), repr(resume_at), ex=UNRESPONSIVE_MEMORY)
+
+    def answered(self, url: str) -> None:
+        self.redis.delete(KEYS.unresponsive(origin(url)))

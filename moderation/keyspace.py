@@ -16,6 +16,7 @@ Layout (every key under the `mod:` prefix):
     mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
     mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
     mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
+    mod:unresponsive:{origin}      string  when deliveries to a receiver that timed out resume
     mod:alive:{worker}             string  set every few seconds while a worker process lives
     mod:sweep-lock                 string  held by the one worker sweeping pending comments
     mod:metrics:counters           hash    counters many processes add to (see metrics.py)
@@ -122,6 +123,9 @@ class Keyspace:
 
     def deliveries(self, site: str, comment_id: str) -> str:
         return f"{self.prefix}:deliveries:{site}:{comment_id}"
+
+    def unresponsive(self, origin: str) -> str:
+        return f"{self.prefix}:unresponsive:{origin}"
 
 
 KEYS = Keyspace()
