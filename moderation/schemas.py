@@ -9,6 +9,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from moderation.sites import valid_site_name
+
 MAX_WAIT_SECONDS = 10.0
 
 
@@ -38,6 +40,11 @@ def _addressable(value: str) -> None:
         raise ma.ValidationError("Cannot start with '/'.")
     if value.endswith(_SUB_RESOURCES):
         raise ma.ValidationError("Cannot end with '/deliveries' or '/audit'.")
+
+
+def _site_name(value: str) -> None:
+    if not valid_site_name(value):
+        raise ma.ValidationError("Not a site name (1-63 of a-z, 0-9, '-' and '_').")
 
 
 def _ip_address(value: str) -> None:
@@ -195,15 +202,11 @@ class ReadinessSchema(ma.Schema):
 
 
 class ReviewQueueQuerySchema(ma.Schema):
-    site = fields.String(validate=validate.Length(min=1, max=63))
+    site = fields.String(validate=_site_name)
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(max=1024))
-    label = fields.String(
-        validate=validate.Length(max=64), metadata={"description": "e.g. toxicity, spam"}
-    )
-    reason = fields.String(
-        validate=validate.Length(max=200), metadata={"description": "text in a reason"}
-    )
+    cursor = text(1024)
+    label = text(64, metadata={"description": "e.g. toxicity, spam"})
+    reason = text(200, metadata={"description": "text in a reason"})
 
 
 class AuthorHistorySchema(ma.Schema):
@@ -231,7 +234,7 @@ class ReviewDecisionSchema(ma.Schema):
 
 
 class BulkReviewSchema(ma.Schema):
-    site = fields.String(required=True, validate=validate.Length(min=1, max=63))
+    site = fields.String(required=True, validate=_site_name)
     ids = fields.List(
         fields.String(validate=[validate.Length(min=1, max=128), _encodable]),
         required=True,

@@ -39,7 +39,7 @@ class SiteCredentials:
 
 
 def valid_site_name(name: str) -> bool:
-    return bool(SITE_NAME.match(name))
+    return bool(SITE_NAME.fullmatch(name))  # match() would allow a trailing newline
 
 
 class SiteStore:

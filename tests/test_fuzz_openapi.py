@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import socket
 from typing import Any
 
@@ -116,7 +117,7 @@ def test_the_fuzzed_document_is_the_served_one(client):
 
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=50,
+    max_examples=50 * int(os.environ.get("FUZZ_SCALE", "1")),  # see tests/test_fuzz_schemas.py
     deadline=None,
     database=None,
     derandomize=True,
