@@ -74,16 +74,21 @@ class SweepReport:
     requeued: int
 
 
-def taken_but_not_started(connection: redis.Redis, job: Job) -> bool:
+def taken_but_not_started(connection: redis.Redis, job: Job, older_than: float) -> bool:
     """Whether a worker took the job off its queue (RQ moves it to the queue's intermediate
     list) but never started it: the reply to that move was lost, e.g. because Redis shut down
-    right after it, so no worker holds it. RQ itself would notice only minutes later."""
+    right after it, so no worker holds it (RQ itself would notice only minutes later). A job
+    enqueued less than `older_than` seconds ago may just be on its way to a worker."""
     intermediate = Queue(job.origin, connection=connection).intermediate_queue_key
+    enqueued = job.enqueued_at.timestamp() if job.enqueued_at else 0.0
+    if enqueued > utc_now() - older_than:
+        return False
     return connection.lpos(intermediate, job.id) is not None
 
 
-def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
-    """Whether a pending comment's job can no longer be expected to decide it."""
+def needs_new_job(connection: redis.Redis, job_id: str | None, older_than: float = 0.0) -> bool:
+    """Whether a pending comment's job can no longer be expected to decide it (`older_than`:
+    the sweep deadline, see taken_but_not_started)."""
     if job_id is None:
         return True
     try:
@@ -92,7 +97,7 @@ def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
         return True
     status = job.get_status(refresh=False)
     if status in WAITING:
-        return status is JobStatus.QUEUED and taken_but_not_started(connection, job)
+        return status is JobStatus.QUEUED and taken_but_not_started(connection, job, older_than)
     if status is JobStatus.STARTED:
         return not is_alive(connection, job.worker_name)
     # finished without deciding, failed, stopped or canceled
@@ -110,7 +115,7 @@ def sweep(
         stale = store.pending_before(utc_now() - older_than)
         requeued = 0
         for site, comment_id in stale:
-            lost = needs_new_job(connection, store.job_id(site, comment_id))
+            lost = needs_new_job(connection, store.job_id(site, comment_id), older_than)
             if lost and store.requeue(site, comment_id, enqueue):
                 requeued += 1
         if requeued:
