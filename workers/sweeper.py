@@ -9,7 +9,8 @@ later. So every scoring worker also
 * sweeps, from its periodic maintenance, comments pending longer than the sweep deadline: a
   comment whose job is gone, failed, stopped, or started by a process that is no longer alive
   gets a new job, and so does one taken off the queue by a dequeue whose reply was lost (it
-  sits in RQ's intermediate list, held by no one). Jobs that are merely waiting in the queue
+  sits in RQ's intermediate list, held by no one: still there `TAKEN_GRACE` after the sweeper
+  first saw it, when a live worker would have started it). Jobs that are merely waiting in the queue
   are left alone, so an overload never turns into duplicate work. Scoring is idempotent, so a
   late second run is harmless.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import redis
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 #: Seconds an "alive" key lives without a refresh; refreshed every third of that.
 ALIVE_TTL = 10
 WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+#: Seconds the sweeper gives a job found taken off the queue but not started before it counts
+#: as lost (a live worker marks a batch started within milliseconds of taking it).
+TAKEN_GRACE = 1.0
 
 
 class Liveness:
@@ -74,21 +79,20 @@ class SweepReport:
     requeued: int
 
 
-def taken_but_not_started(connection: redis.Redis, job: Job, older_than: float) -> bool:
-    """Whether a worker took the job off its queue (RQ moves it to the queue's intermediate
-    list) but never started it: the reply to that move was lost, e.g. because Redis shut down
-    right after it, so no worker holds it (RQ itself would notice only minutes later). A job
-    enqueued less than `older_than` seconds ago may just be on its way to a worker."""
-    intermediate = Queue(job.origin, connection=connection).intermediate_queue_key
-    enqueued = job.enqueued_at.timestamp() if job.enqueued_at else 0.0
-    if enqueued > utc_now() - older_than:
+def taken_but_not_started(connection: redis.Redis, job: Job) -> bool:
+    """Whether the queued job sits in RQ's intermediate list: a worker moved it off the queue
+    and has not marked it started yet. A live worker does that within milliseconds; if the
+    reply to the move was lost (Redis shut down right after it) no worker holds it, and RQ
+    itself would notice only minutes later."""
+    if job.get_status(refresh=True) is not JobStatus.QUEUED:
         return False
+    intermediate = Queue(job.origin, connection=connection).intermediate_queue_key
     return connection.lpos(intermediate, job.id) is not None
 
 
-def needs_new_job(connection: redis.Redis, job_id: str | None, older_than: float = 0.0) -> bool:
-    """Whether a pending comment's job can no longer be expected to decide it (`older_than`:
-    the sweep deadline, see taken_but_not_started)."""
+def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
+    """Whether a pending comment's job can no longer be expected to decide it. A job taken but
+    not started is not counted here: `sweep` looks at it twice (see `TAKEN_GRACE`)."""
     if job_id is None:
         return True
     try:
@@ -97,11 +101,28 @@ def needs_new_job(connection: redis.Redis, job_id: str | None, older_than: float
         return True
     status = job.get_status(refresh=False)
     if status in WAITING:
-        return status is JobStatus.QUEUED and taken_but_not_started(connection, job, older_than)
+        return False
     if status is JobStatus.STARTED:
         return not is_alive(connection, job.worker_name)
     # finished without deciding, failed, stopped or canceled
     return True
+
+
+def is_taken(connection: redis.Redis, job_id: str) -> bool:
+    try:
+        return taken_but_not_started(connection, Job.fetch(job_id, connection=connection))
+    except NoSuchJobError:
+        return False
+
+
+def still_taken_after_grace(connection: redis.Redis, job_ids: list[str]) -> set[str]:
+    """The jobs of `job_ids` still taken but not started after `TAKEN_GRACE` seconds: their
+    worker never got them. (A worker in the middle of taking a batch is done long before.)"""
+    if not job_ids:
+        return set()
+    time.sleep(TAKEN_GRACE)
+    jobs = Job.fetch_many(job_ids, connection=connection)
+    return {job.id for job in jobs if job and taken_but_not_started(connection, job)}
 
 
 def sweep(
@@ -113,11 +134,16 @@ def sweep(
         return SweepReport(0, 0)
     try:
         stale = store.pending_before(utc_now() - older_than)
-        requeued = 0
+        lost: list[tuple[str, str]] = []
+        taken: dict[str, tuple[str, str]] = {}  # job id -> comment, for a second look
         for site, comment_id in stale:
-            lost = needs_new_job(connection, store.job_id(site, comment_id), older_than)
-            if lost and store.requeue(site, comment_id, enqueue):
-                requeued += 1
+            job_id = store.job_id(site, comment_id)
+            if needs_new_job(connection, job_id):
+                lost.append((site, comment_id))
+            elif job_id and is_taken(connection, job_id):
+                taken[job_id] = (site, comment_id)
+        lost += [taken[job_id] for job_id in still_taken_after_grace(connection, list(taken))]
+        requeued = sum(1 for site, comment_id in lost if store.requeue(site, comment_id, enqueue))
         if requeued:
             log.warning("sweeper: %d pending comments had lost their job; requeued", requeued)
         return SweepReport(len(stale), requeued)

@@ -23,7 +23,8 @@ from tests.conftest import TEST_SECRET_KEY
 from tests.support.load import Answer, CommentLoad, automatic_decisions, served_api
 from tests.support.processes import running_worker, wait_for
 from tests.support.redis_server import RedisServer
-from workers.sweeper import needs_new_job, sweep
+from workers import sweeper
+from workers.sweeper import is_taken, needs_new_job, sweep
 
 #: Sweep comments pending for 2 s (not 30 s) so a lost job is found within one maintenance run.
 FAST_SWEEP = {"MODERATION_SWEEP_AFTER": "2"}
@@ -41,10 +42,32 @@ def test_a_job_taken_off_the_queue_but_never_started_gets_a_new_one(
     job_id = store.job_id("news", "c-1")
     assert not needs_new_job(redis_client, job_id)  # waiting its turn
     redis_client.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")  # reply lost
-    assert not needs_new_job(redis_client, job_id, older_than=60)  # may be on its way still
-    assert needs_new_job(redis_client, job_id)
+    assert not needs_new_job(redis_client, job_id)  # a worker may be taking it right now
+    assert is_taken(redis_client, job_id)
+    # Still taken after the sweeper's grace: no worker holds it.
     assert sweep(redis_client, store, ScoringEnqueuer(redis_client, settings), 0).requeued == 1
     assert store.job_id("news", "c-1") != job_id
+
+
+def test_a_job_a_worker_starts_during_the_grace_is_left_alone(
+    client, auth, settings, redis_client, monkeypatch
+):
+    """Under a backlog the oldest pending comments are the ones workers are taking: a job seen
+    in the intermediate list and started moments later must not get a second job."""
+    client.post("/v1/comments", json={"id": "c-1", "content": "Hi"}, headers=auth)
+    store = CommentStore(redis_client)
+    queue = scoring_queue(redis_client)
+    job_id = store.job_id("news", "c-1")
+    redis_client.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+
+    def worker_starts_it(_seconds: float) -> None:
+        job = queue.fetch_job(job_id)
+        job.set_status("started")
+        redis_client.lrem(queue.intermediate_queue_key, 0, job_id)
+
+    monkeypatch.setattr(sweeper.time, "sleep", worker_starts_it)
+    assert sweep(redis_client, store, ScoringEnqueuer(redis_client, settings), 0).requeued == 0
+    assert store.job_id("news", "c-1") == job_id
 
 
 def restart_under_load(
