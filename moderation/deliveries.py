@@ -53,8 +53,11 @@ class Outbox:
     def callback_url(
         self, site: str, comment_id: str, comment: Comment | None = None
     ) -> str | None:
-        """Where this comment's decisions go: its own callback URL, else its site's."""
+        """Where this comment's decisions go: its own callback URL, else its site's (nowhere
+        for a one-off check)."""
         comment = comment or self.comments.get(site, comment_id)
+        if comment is not None and comment.is_check:
+            return None
         if comment is not None and comment.submission.callback_url:
             return comment.submission.callback_url
         found = self.sites.get(site)

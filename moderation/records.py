@@ -116,6 +116,8 @@ class Comment:
     status: Status
     decision: Decision | None = None
     erased_at: float | None = None
+    #: A one-off check (moderation.checks): scored like any comment, announced to no one.
+    is_check: bool = False
 
     @property
     def id(self) -> str:

@@ -152,12 +152,19 @@ class CommentStore:
     # --- accepting --------------------------------------------------------------------------
 
     def accept(
-        self, site: str, submission: Submission, enqueue: Enqueue, *, keep_text: bool = True
+        self,
+        site: str,
+        submission: Submission,
+        enqueue: Enqueue,
+        *,
+        keep_text: bool = True,
+        is_check: bool = False,
     ) -> Accepted:
         """Store a new comment and its scoring job in one transaction, or return the existing one.
 
-        With `keep_text` false the text and personal fields are erased when it is decided.
-        Raises ConflictError when the id exists with other content.
+        With `keep_text` false the text and personal fields are erased when it is decided; a
+        check (`is_check`) is announced to no webhook. Raises ConflictError when the id exists
+        with other content.
         """
         key = KEYS.comment(site, submission.id)
         digest = content_hash(submission)
@@ -174,7 +181,8 @@ class CommentStore:
                         return Accepted(comment, created=False)
                     now = utc_now()
                     pipe.multi()
-                    pipe.hset(key, mapping=_new_comment_hash(submission, digest, now, keep_text))
+                    fields = _new_comment_hash(submission, digest, now, keep_text, is_check)
+                    pipe.hset(key, mapping=fields)
                     pipe.zadd(KEYS.pending, {pending_member(site, submission.id): now})
                     event = _event(now, f"site:{site}", "submit", None, Status.PENDING, "")
                     pipe.rpush(KEYS.audit(site, submission.id), event)
@@ -196,6 +204,7 @@ class CommentStore:
                     content_hash=digest,
                     submitted_at=now,
                     status=Status.PENDING,
+                    is_check=is_check,
                 )
                 return Accepted(comment, created=True)
 
@@ -390,6 +399,22 @@ class CommentStore:
 
     # --- erasing ----------------------------------------------------------------------------
 
+    def forget(self, site: str, comment_id: str) -> None:
+        """Remove every trace of a decided one-off check kept under its id: the record, its
+        audit trail and delivery log (the site's event stream keeps the bare events)."""
+        member = pending_member(site, comment_id)
+        with self.redis.pipeline() as pipe:
+            pipe.delete(
+                KEYS.comment(site, comment_id),
+                KEYS.audit(site, comment_id),
+                KEYS.deliveries(site, comment_id),
+            )
+            pipe.zrem(KEYS.pending, member)
+            pipe.zrem(KEYS.held(site), comment_id)
+            pipe.zrem(KEYS.outbox, member)
+            pipe.zrem(KEYS.retention, member)
+            pipe.execute()
+
     def erase(self, site: str, comment_id: str, actor: str) -> bool:
         """Drop the comment's text and personal fields (and its labeled example); the status,
         decision and audit trail stay, with an "erase" event. False if there is no comment."""
@@ -472,10 +497,11 @@ def _event(
 
 
 def _new_comment_hash(
-    submission: Submission, digest: str, now: float, keep_text: bool
+    submission: Submission, digest: str, now: float, keep_text: bool, is_check: bool = False
 ) -> dict[str, str]:
     return {
         "keep_text": "1" if keep_text else "0",
+        "is_check": "1" if is_check else "0",
         "id": submission.id,
         "content": submission.content,
         "content_hash": digest,
@@ -507,6 +533,7 @@ def _comment_from_hash(site: str, data: dict[bytes, bytes]) -> Comment:
         status=Status(fields["status"]),
         decision=Decision.from_storage(json.loads(decision)) if decision else None,
         erased_at=float(fields["erased_at"]) if "erased_at" in fields else None,
+        is_check=fields.get("is_check") == "1",
     )
 
 

@@ -1,0 +1,43 @@
+"""One-off checks: score a text through the workers and answer the caller at once.
+
+The Perspective- and Akismet-compatible endpoints answer synchronously, but the models live in
+the workers. A check is accepted like any comment (same queue, same scorers, the spam counters
+see it), with three differences: its text and personal fields are erased as soon as it is
+decided, it is never offered to moderators, and no webhook announces it. The caller waits on
+the decision (a Redis subscription, no polling) up to a timeout.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from moderation.records import Comment, Status, Submission
+from moderation.services import services
+
+CHECK_ID_PREFIX = "check-"
+
+
+def new_check_id() -> str:
+    return CHECK_ID_PREFIX + secrets.token_hex(12)
+
+
+def check_now(
+    site: str, submission: Submission, timeout: float, *, keep_record: bool = False
+) -> Comment | None:
+    """Score `submission` for `site` and return its decided record, or None when no worker
+    decided within `timeout` seconds (the check is then decided later, with nobody waiting).
+
+    The submission's id is replaced by a fresh check id. With `keep_record` false nothing of
+    the check stays once it is read (`CommentStore.forget`); otherwise its text-less record
+    and audit trail stay under that id.
+    """
+    svc = services()
+    check = replace(submission, id=new_check_id(), callback_url=None)
+    svc.comments.accept(site, check, svc.enqueue_scoring, keep_text=False, is_check=True)
+    decided = svc.comments.wait_for_decision(site, check.id, timeout)
+    if decided is None or decided.status is Status.PENDING:
+        return None
+    if not keep_record:
+        svc.comments.forget(site, check.id)
+    return decided
