@@ -51,6 +51,7 @@ from bench.stacks import Service, running_service
 from moderation.keyspace import KEYS
 from moderation.queue import SCORING_QUEUE, scoring_queue
 from moderation.store import CommentStore
+from tests.support.load import automatic_decision_counts
 from tests.support.processes import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,21 +190,6 @@ class RecordingClient(ServiceClient):
         return record
 
 
-def automatic_decisions(connection: redis.Redis, ids: Sequence[str]) -> dict[str, int]:
-    """How many automatic decisions each comment's audit trail records (0: none, or absent)."""
-    counts: dict[str, int] = {}
-    for first in range(0, len(ids), 2000):
-        chunk = ids[first : first + 2000]
-        with connection.pipeline(transaction=False) as pipe:
-            for comment_id in chunk:
-                pipe.lrange(KEYS.audit(SITE, comment_id), 0, -1)
-            trails = pipe.execute()
-        for comment_id, trail in zip(chunk, trails, strict=True):
-            events = (json.loads(event) for event in trail)
-            counts[comment_id] = sum(1 for event in events if event["actor"] == "auto")
-    return counts
-
-
 def integrity(service: Service, client: RecordingClient, ids: Sequence[str]) -> dict:
     """Waits until nothing is pending, then counts each accepted comment's decisions."""
     with redis.Redis.from_url(service.redis_url) as connection:
@@ -214,7 +200,7 @@ def integrity(service: Service, client: RecordingClient, ids: Sequence[str]) -> 
                 pipe.exists(KEYS.comment(SITE, comment_id))
             stored = {i for i, found in zip(ids, pipe.execute(), strict=True) if found}
         accepted = client.accepted | stored
-        decisions = automatic_decisions(connection, sorted(accepted))
+        decisions = automatic_decision_counts(connection, SITE, sorted(accepted))
         once = sum(1 for count in decisions.values() if count == 1)
         failed = FailedJobRegistry(SCORING_QUEUE, connection=connection).count
         memory = connection.info("memory")

@@ -7,7 +7,6 @@ backlog to the operator, and in the end every comment has exactly one automatic 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -27,6 +26,7 @@ from moderation.queue import SCORING_QUEUE, SCORING_RESULT_TTL
 from moderation.records import Comment, Status, Submission, utc_now
 from moderation.settings import Settings
 from moderation.store import CommentStore
+from tests.support.load import automatic_decision_counts
 from tests.support.processes import running_worker, wait_for
 
 BATCH_SIZE = 16  # MODERATION_BATCH_SIZE given to the workers
@@ -139,21 +139,6 @@ def submit_burst(
     return accepted
 
 
-def automatic_decisions(connection: redis.Redis, site: str, ids: list[str]) -> dict[str, int]:
-    """How many automatic decisions each comment's audit trail records."""
-    counts: dict[str, int] = {}
-    for first in range(0, len(ids), 1000):
-        chunk = ids[first : first + 1000]
-        with connection.pipeline(transaction=False) as pipe:
-            for comment_id in chunk:
-                pipe.lrange(KEYS.audit(site, comment_id), 0, -1)
-            trails = pipe.execute()
-        for comment_id, trail in zip(chunk, trails, strict=True):
-            events = [json.loads(event) for event in trail]
-            counts[comment_id] = sum(1 for event in events if event["actor"] == "auto")
-    return counts
-
-
 def used_memory(connection: redis.Redis) -> int:
     return int(connection.info("memory")["used_memory"])
 
@@ -250,7 +235,7 @@ def test_a_burst_far_beyond_capacity_queues_drains_and_decides_each_comment_once
     assert kept < REDIS_KEPT_BYTES_PER_COMMENT, kept
     assert_scoring_jobs_expire(redis_client, "news", ids[-1])
     # Nothing lost, nothing decided twice.
-    decisions = automatic_decisions(redis_client, "news", warm + ids)
+    decisions = automatic_decision_counts(redis_client, "news", warm + ids)
     assert sorted(set(decisions.values())) == [1]
 
 
@@ -308,7 +293,7 @@ def test_a_long_overload_survives_a_killed_worker_and_the_sweeper(
         for count in re.findall(r"sweeper: (\d+) pending comments", log.read_text())
     )
     assert requeued <= BATCH_SIZE, requeued
-    decisions = automatic_decisions(redis_client, "news", ids)
+    decisions = automatic_decision_counts(redis_client, "news", ids)
     assert sorted(set(decisions.values())) == [1], {
         count: sum(1 for value in decisions.values() if value == count)
         for count in set(decisions.values())

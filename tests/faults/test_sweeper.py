@@ -16,6 +16,7 @@ from moderation.cli import main
 from moderation.keyspace import KEYS
 from moderation.queue import SCORING_QUEUE, ScoringEnqueuer
 from moderation.store import CommentStore
+from tests.support.load import automatic_decisions
 from tests.support.processes import moderation_env, running_worker, wait_for
 from workers.sweeper import Liveness, is_alive, needs_new_job, sweep
 
@@ -23,11 +24,6 @@ from workers.sweeper import Liveness, is_alive, needs_new_job, sweep
 def submit(client, auth, comment_id: str, content: str = "Hello there") -> None:
     body = {"id": comment_id, "content": content}
     assert client.post("/v1/comments", json=body, headers=auth).status_code == 202
-
-
-def automatic_decisions(redis_client, site: str, comment_id: str) -> int:
-    events = CommentStore(redis_client).audit(site, comment_id)
-    return sum(1 for event in events if event["actor"] == "auto")
 
 
 # --- the sweeper's judgement, job state by job state ----------------------------------------
