@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from moderation import errors, metrics, ratelimit, web
-from moderation.api import Api, Blueprint, comments, docs, ops, policy, review, site
+from moderation.api import Api, Blueprint, akismet, comments, docs, ops, policy, review, site
 from moderation.logs import init_request_ids
 from moderation.services import build_services
 from moderation.settings import Settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> Flask:
     api.register_blueprint(review.blp)
     api.register_blueprint(ops.blp)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(akismet.blp)
 
     # The /moderate page (session cookie) and CSRF protection for every cookie-backed POST.
     # web.init_app first: its "secret key required" page must answer before CSRFProtect's hook.
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in app.blueprints.values():
         if isinstance(blueprint, Blueprint):  # the JSON API: bearer tokens, no cookies to ride
             csrf.exempt(blueprint)
+    csrf.exempt(akismet.blp)  # form posts with the site's key as `api_key`, no cookies either
     ratelimit.init_app(app, settings, app.extensions["moderation"])
     if settings.proxy_hops:
         hops = settings.proxy_hops

@@ -1,6 +1,7 @@
 """Rate limits: flask-limiter, counted in Redis so every API process and host shares one count.
 
-- host-site endpoints: per API key (by its digest: the key itself never reaches Redis);
+- host-site endpoints: per API key (by its digest: the key itself never reaches Redis),
+  the Akismet-compatible ones (key in the `api_key` form field) sharing the same count;
 - the review API and the /moderate page's JSON endpoints: per moderator;
 - /moderate/login: every attempt per client address, and failed attempts per account name
   (a few quick tries, then a wait of up to a minute, then a lock of up to an hour);
@@ -20,6 +21,8 @@ from flask import Flask, Response, request, session
 from flask_limiter import Limiter, RateLimitExceeded
 
 from moderation import keys
+from moderation.akismet_protocol import AkismetError
+from moderation.api import akismet
 from moderation.auth import bearer_token
 from moderation.errors import ApiError, error_response
 from moderation.keyspace import KEYS
@@ -29,6 +32,7 @@ from moderation.web.login import SESSION_KEY
 from moderation.web.views import login_refused
 
 SITE_BLUEPRINTS = ("comments", "policy", "site")
+AKISMET_BLUEPRINT = "akismet"
 REVIEW_BLUEPRINT = "review"
 PAGE_BLUEPRINT = "moderate"
 PAGE_JSON_ENDPOINTS = frozenset({"moderate.queue_json", "moderate.decide", "moderate.audit"})
@@ -48,6 +52,12 @@ def api_credential() -> str:
     """The bearer key or token by digest, or the address when none was sent."""
     token = bearer_token()
     return f"credential:{keys.digest(token)}" if token else client_address()
+
+
+def form_credential() -> str:
+    """The Akismet endpoints' `api_key` (verify-key: `key`) by digest, or the address."""
+    key = request.form.get("api_key") or request.form.get("key")
+    return f"credential:{keys.digest(key)}" if key else client_address()
 
 
 def page_moderator() -> str:
@@ -79,6 +89,9 @@ def not_login_post() -> bool:
 
 
 def failed_authentication(response: Response) -> bool:
+    """A 401, or Akismet's `invalid` (answered with a 200, as Akismet does)."""
+    if request.blueprint == AKISMET_BLUEPRINT:
+        return response.get_data() == b"invalid"
     return response.status_code == 401
 
 
@@ -99,7 +112,10 @@ def breach_handler(limiter: Limiter) -> Callable[[RateLimitExceeded], Response]:
         if request.endpoint == LOGIN_ENDPOINT:
             return login_refused(wait)
         message = f"Rate limit exceeded ({error.limit.limit}). Retry in {wait} s."
-        return error_response(ApiError(429, message, headers={"Retry-After": str(wait)}))
+        retry = {"Retry-After": str(wait)}
+        if request.blueprint == AKISMET_BLUEPRINT:
+            return akismet.refusal(AkismetError("rate limited", message, 429, retry))
+        return error_response(ApiError(429, message, headers=retry))
 
     return too_many_requests
 
@@ -141,6 +157,9 @@ def init_app(app: Flask, settings: Settings, services: Services) -> Limiter:
         )
         for name in SITE_BLUEPRINTS:
             site_limit(app.blueprints[name])
+        limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=form_credential)(
+            app.blueprints[AKISMET_BLUEPRINT]
+        )
     if settings.rate_limit_moderator:
         review_limit = settings.rate_limit_moderator
         limiter.shared_limit(review_limit, scope="review", key_func=api_credential)(

@@ -397,6 +397,16 @@ class CommentStore:
         )
         self.redis.hset(KEYS.comment(comment.site, comment.id), "example_id", example_id)
 
+    def add_labeled_text(self, site: str, text: str, label: str, labeler: str) -> str:
+        """Keep a labeled text that is no stored comment (e.g. Akismet's submit-spam); its id."""
+        example_id = self.redis.xadd(
+            KEYS.examples(site),
+            {"comment": "", "content": text, "scores": "{}", "label": label, "labeler": labeler},
+            maxlen=1_000_000,
+            approximate=True,
+        )
+        return example_id.decode() if isinstance(example_id, bytes) else str(example_id)
+
     # --- erasing ----------------------------------------------------------------------------
 
     def forget(self, site: str, comment_id: str) -> None:

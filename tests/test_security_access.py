@@ -71,7 +71,10 @@ LEAKS = [
 ]
 
 SITE, MODERATOR, SESSION, PAGE = "site key", "moderator token", "/moderate session", "page"
+AKISMET = "site key as Akismet's api_key form field"
 OK = "2xx"
+#: Akismet's refusal: a 200 whose text is `invalid` or `Missing required field: api_key.`.
+AKISMET_REFUSED = "akismet refusal"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Call:
     method: str
     path: str
     json: Any = None
+    form: dict[str, str] | None = None  # AKISMET: the form besides the key
     foreign: int | str = 404
     owner: int | str = OK
     #: A string the rightful caller's answer contains: proof the leak check can see a leak.
@@ -115,6 +119,31 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ("/v1/site", "GET"): Call(SITE, "GET", "/v1/site", foreign=OK, reveals=NEWS_CALLBACK),
     ("/v1/site", "PUT"): Call(
         SITE, "PUT", "/v1/site", {"callback_url": "https://93.184.215.14/hook"}, foreign=OK
+    ),
+    # host sites through the Akismet-compatible API (the key in the form)
+    ("/1.1/comment-check", "POST"): Call(
+        AKISMET,
+        "POST",
+        "/1.1/comment-check",
+        form={"user_ip": "203.0.113.9", "user_role": "administrator", "comment_content": "hi"},
+        foreign=OK,
+    ),
+    ("/1.1/submit-spam", "POST"): Call(
+        AKISMET,
+        "POST",
+        "/1.1/submit-spam",
+        form={"user_ip": "203.0.113.9", "comment_content": "buy cheap pills"},
+        foreign=OK,
+    ),
+    ("/1.1/submit-ham", "POST"): Call(
+        AKISMET,
+        "POST",
+        "/1.1/submit-ham",
+        form={"user_ip": "203.0.113.9", "comment_content": "a fine comment"},
+        foreign=OK,
+    ),
+    ("/1.1/verify-key", "POST"): Call(
+        AKISMET, "POST", "/1.1/verify-key", form={"blog": "https://news.example"}, foreign=OK
     ),
     # moderators (API token)
     ("/v1/review/queue", "GET"): Call(
@@ -206,6 +235,7 @@ class World:
             "held": r.zrange(KEYS.held("news"), 0, -1),
             "site": r.hgetall(KEYS.site("news")),
             "policy": r.get(KEYS.policy("news")),
+            "examples": r.xrange(KEYS.examples("news")),
         }
 
 
@@ -282,6 +312,24 @@ def fresh(headers: Callable[[World], dict[str, str]]) -> Send:
     return send
 
 
+def akismet_form(
+    key: Callable[[World], str | None], client: str | None = None, headers: Any = None
+) -> Send:
+    """An Akismet form post with `key` as its api_key (none when None), from the named client
+    (cookies and all) or a fresh one, with `headers` (a function of the world) if given."""
+
+    def send(world: World, call: Call, method: str | None) -> TestResponse:
+        form = dict(call.form or {})
+        secret = key(world)
+        if secret is not None:
+            form["api_key"] = secret
+        sender = world.clients[client] if client else world.app.test_client()
+        sent = headers(world) if headers else {}
+        return sender.open(call.path, method=method or call.method, data=form, headers=sent)
+
+    return send
+
+
 def no_headers(world: World) -> dict[str, str]:
     return {}
 
@@ -294,6 +342,10 @@ def news_key(world: World) -> dict[str, str]:
     return bearer(world.keys["news"])
 
 
+def no_key(world: World) -> None:
+    return None
+
+
 #: (who, what they should get: a status, "foreign" or "owner", how they call)
 CALLERS: dict[str, list[tuple[str, int | str, Send]]] = {
     SITE: [
@@ -304,6 +356,15 @@ CALLERS: dict[str, list[tuple[str, int | str, Send]]] = {
         ("an admin's moderator token", 401, fresh(lambda w: bearer(w.tokens["root"]))),
         ("another site's key", "foreign", fresh(lambda w: bearer(w.keys["blog"]))),
         ("the site's key", "owner", fresh(news_key)),
+    ],
+    AKISMET: [
+        ("no key, a moderator's session cookie", AKISMET_REFUSED, akismet_form(no_key, "ann")),
+        ("the key as a bearer header", AKISMET_REFUSED, akismet_form(no_key, headers=news_key)),
+        ("a made-up key", AKISMET_REFUSED, akismet_form(lambda w: "mk_" + secrets.token_hex(8))),
+        ("the site's rotated-out key", AKISMET_REFUSED, akismet_form(lambda w: w.keys["news-old"])),
+        ("an admin's moderator token", AKISMET_REFUSED, akismet_form(lambda w: w.tokens["root"])),
+        ("another site's key", "foreign", akismet_form(lambda w: w.keys["blog"])),
+        ("the site's key", "owner", akismet_form(lambda w: w.keys["news"])),
     ],
     MODERATOR: [
         ("no token, a logged-in session cookie", 401, with_client("ann", no_headers)),
@@ -340,6 +401,8 @@ VOLATILE = frozenset({"submitted_at", "decided_at", "at"})
 def comparable(response: TestResponse) -> tuple[int, Any]:
     """Status and JSON body without timestamps: what must not differ between the worlds."""
     body = response.get_json(silent=True)
+    if body is None and response.mimetype == "text/plain":
+        body = response.get_data(as_text=True)
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
@@ -361,6 +424,10 @@ def check_refusal(who: str, response: TestResponse, expected: int | str) -> None
     where = f"{who}: {status} {response.get_data(as_text=True)[:300]}"
     if expected == OK:
         assert 200 <= status < 300, where
+    elif expected == AKISMET_REFUSED:
+        assert status == 200 and response.mimetype == "text/plain", where
+        assert response.text in ("invalid", "Missing required field: api_key."), where
+        assert response.headers["X-akismet-debug-help"], where
     elif expected == 302:
         assert status == 302, where
         assert response.headers["Location"].endswith("/moderate/login"), where
@@ -477,12 +544,13 @@ def test_every_moderate_post_needs_the_sessions_csrf_token(
 
 def test_only_bearer_endpoints_skip_csrf(app: Flask) -> None:
     """The JSON API's blueprints skip CSRF checks because they ignore cookies (bearer
-    credentials only); every other route that changes something is in PAGE_POSTS above."""
+    credentials only; Akismet's: the key in the form); every other route that changes
+    something is in PAGE_POSTS above."""
     exempt = {blueprint.name for blueprint in app.extensions["csrf"]._exempt_blueprints}
     for rule in app.url_map.iter_rules():
         for method in (rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}:
             if rule.endpoint.split(".")[0] in exempt:
-                assert PROTECTED[(rule.rule, method)].auth in (SITE, MODERATOR), rule.rule
+                assert PROTECTED[(rule.rule, method)].auth in (SITE, MODERATOR, AKISMET), rule.rule
             else:
                 assert rule.rule in PAGE_POSTS, f"{method} {rule.rule}: no CSRF case"
 
