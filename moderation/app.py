@@ -9,7 +9,18 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from moderation import errors, metrics, ratelimit, web
-from moderation.api import Api, Blueprint, akismet, comments, docs, ops, policy, review, site
+from moderation.api import (
+    Api,
+    Blueprint,
+    akismet,
+    comments,
+    docs,
+    ops,
+    perspective,
+    policy,
+    review,
+    site,
+)
 from moderation.logs import init_request_ids
 from moderation.services import build_services
 from moderation.settings import Settings
@@ -58,6 +69,7 @@ def create_app(settings: Settings) -> Flask:
     api.register_blueprint(ops.blp)
     app.register_blueprint(docs.blp)
     app.register_blueprint(akismet.blp)
+    app.register_blueprint(perspective.blp)  # Google's formats: not in the OpenAPI document
 
     # The /moderate page (session cookie) and CSRF protection for every cookie-backed POST.
     # web.init_app first: its "secret key required" page must answer before CSRFProtect's hook.

@@ -1,7 +1,8 @@
 """Rate limits: flask-limiter, counted in Redis so every API process and host shares one count.
 
 - host-site endpoints: per API key (by its digest: the key itself never reaches Redis),
-  the Akismet-compatible ones (key in the `api_key` form field) sharing the same count;
+  the Akismet-compatible ones (key in the `api_key` form field) and the Perspective-compatible
+  ones (key in `?key=`) sharing the same count;
 - the review API and the /moderate page's JSON endpoints: per moderator;
 - /moderate/login: every attempt per client address, and failed attempts per account name
   (a few quick tries, then a wait of up to a minute, then a lock of up to an hour);
@@ -17,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, g, request, session
 from flask_limiter import Limiter, RateLimitExceeded
 
 from moderation import keys
@@ -33,6 +34,7 @@ from moderation.web.views import login_refused
 
 SITE_BLUEPRINTS = ("comments", "policy", "site")
 AKISMET_BLUEPRINT = "akismet"
+PERSPECTIVE_BLUEPRINT = "perspective"
 REVIEW_BLUEPRINT = "review"
 PAGE_BLUEPRINT = "moderate"
 PAGE_JSON_ENDPOINTS = frozenset({"moderate.queue_json", "moderate.decide", "moderate.audit"})
@@ -57,6 +59,12 @@ def api_credential() -> str:
 def form_credential() -> str:
     """The Akismet endpoints' `api_key` (verify-key: `key`) by digest, or the address."""
     key = request.form.get("api_key") or request.form.get("key")
+    return f"credential:{keys.digest(key)}" if key else client_address()
+
+
+def query_credential() -> str:
+    """The Perspective endpoints' `?key=` (or `X-Goog-Api-Key`) by digest, or the address."""
+    key = request.args.get("key") or request.headers.get("X-Goog-Api-Key")
     return f"credential:{keys.digest(key)}" if key else client_address()
 
 
@@ -92,7 +100,7 @@ def failed_authentication(response: Response) -> bool:
     """A 401, or Akismet's `invalid` (answered with a 200, as Akismet does)."""
     if request.blueprint == AKISMET_BLUEPRINT:
         return response.get_data() == b"invalid"
-    return response.status_code == 401
+    return response.status_code == 401 or bool(g.get("auth_failed"))  # Perspective: 400/403
 
 
 # --- the 429 answer --------------------------------------------------------------------------
@@ -159,6 +167,9 @@ def init_app(app: Flask, settings: Settings, services: Services) -> Limiter:
             site_limit(app.blueprints[name])
         limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=form_credential)(
             app.blueprints[AKISMET_BLUEPRINT]
+        )
+        limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=query_credential)(
+            app.blueprints[PERSPECTIVE_BLUEPRINT]
         )
     if settings.rate_limit_moderator:
         review_limit = settings.rate_limit_moderator

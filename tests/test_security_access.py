@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -34,6 +35,7 @@ from moderation.app import create_app
 from moderation.errors import CODES, ApiError
 from moderation.keyspace import KEYS
 from moderation.moderators import ModeratorStore, Role
+from moderation.perspective_protocol import GOOGLE_STATUS
 from moderation.review import decode_cursor
 from moderation.settings import Settings
 from moderation.sites import SiteStore
@@ -72,6 +74,7 @@ LEAKS = [
 
 SITE, MODERATOR, SESSION, PAGE = "site key", "moderator token", "/moderate session", "page"
 AKISMET = "site key as Akismet's api_key form field"
+PERSPECTIVE = "site key in ?key= (Perspective)"
 OK = "2xx"
 #: Akismet's refusal: a 200 whose text is `invalid` or `Missing required field: api_key.`.
 AKISMET_REFUSED = "akismet refusal"
@@ -144,6 +147,25 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ),
     ("/1.1/verify-key", "POST"): Call(
         AKISMET, "POST", "/1.1/verify-key", form={"blog": "https://news.example"}, foreign=OK
+    ),
+    # host sites through the Perspective-compatible API (the key in ?key=; no worker runs here)
+    ("/v1alpha1/comments:analyze", "POST"): Call(
+        PERSPECTIVE,
+        "POST",
+        "/v1alpha1/comments:analyze",
+        {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}},
+        foreign=503,
+        owner=503,
+    ),
+    ("/v1alpha1/comments:suggestscore", "POST"): Call(
+        PERSPECTIVE,
+        "POST",
+        "/v1alpha1/comments:suggestscore",
+        {
+            "comment": {"text": "hi"},
+            "attributeScores": {"TOXICITY": {"summaryScore": {"value": 1}}},
+        },
+        foreign=OK,
     ),
     # moderators (API token)
     ("/v1/review/queue", "GET"): Call(
@@ -330,6 +352,17 @@ def akismet_form(
     return send
 
 
+def query_key(key: Callable[[World], str]) -> Send:
+    """A request from a client with no cookies, with `key` in `?key=` as Google's clients
+    send it."""
+
+    def send(world: World, call: Call, method: str | None) -> TestResponse:
+        path = f"{call.path}?key={quote(key(world))}"
+        return world.app.test_client().open(path, method=method or call.method, json=call.json)
+
+    return send
+
+
 def no_headers(world: World) -> dict[str, str]:
     return {}
 
@@ -365,6 +398,15 @@ CALLERS: dict[str, list[tuple[str, int | str, Send]]] = {
         ("an admin's moderator token", AKISMET_REFUSED, akismet_form(lambda w: w.tokens["root"])),
         ("another site's key", "foreign", akismet_form(lambda w: w.keys["blog"])),
         ("the site's key", "owner", akismet_form(lambda w: w.keys["news"])),
+    ],
+    PERSPECTIVE: [
+        ("no key, a moderator's session cookie", 403, with_client("ann", no_headers)),
+        ("the key as a bearer header", 403, fresh(news_key)),
+        ("a made-up key", 400, query_key(lambda w: "mk_" + secrets.token_urlsafe(32))),
+        ("the site's rotated-out key", 400, query_key(lambda w: w.keys["news-old"])),
+        ("an admin's moderator token", 400, query_key(lambda w: w.tokens["root"])),
+        ("another site's key", "foreign", query_key(lambda w: w.keys["blog"])),
+        ("the site's key", "owner", query_key(lambda w: w.keys["news"])),
     ],
     MODERATOR: [
         ("no token, a logged-in session cookie", 401, with_client("ann", no_headers)),
@@ -419,7 +461,10 @@ def leaked(response: TestResponse) -> list[str]:
     return [secret for secret in LEAKS if secret in text]
 
 
-def check_refusal(who: str, response: TestResponse, expected: int | str) -> None:
+def check_refusal(
+    who: str, response: TestResponse, expected: int | str, *, google: bool = False
+) -> None:
+    """`google`: errors in Google's format (`{"error": {"code": <int>, "message", "status"}}`)."""
     status = response.status_code
     where = f"{who}: {status} {response.get_data(as_text=True)[:300]}"
     if expected == OK:
@@ -435,8 +480,13 @@ def check_refusal(who: str, response: TestResponse, expected: int | str) -> None
         assert status == expected, where
         body = response.get_json(silent=True)
         assert isinstance(body, dict) and set(body) == {"error"}, where
-        assert set(body["error"]) <= {"code", "message", "fields"}, where
-        assert body["error"]["code"] == CODES[status], where
+        if google:
+            assert set(body["error"]) <= {"code", "message", "status", "details"}, where
+            assert body["error"]["code"] == status, where
+            assert body["error"]["status"] == GOOGLE_STATUS[status], where
+        else:
+            assert set(body["error"]) <= {"code", "message", "fields"}, where
+            assert body["error"]["code"] == CODES[status], where
         assert isinstance(body["error"]["message"], str), where
     assert leaked(response) == [], f"{who} sees {leaked(response)}"
 
@@ -474,7 +524,7 @@ def test_wrong_callers_are_refused_and_learn_nothing(
     for who, expected, send in wrong:
         expected = call.foreign if expected == "foreign" else expected
         response = send(world, call, None)
-        check_refusal(who, response, expected)
+        check_refusal(who, response, expected, google=call.auth == PERSPECTIVE)
         assert comparable(response) == baseline[who], f"{who}: the answer tells the comment exists"
         if call.method == "GET":
             head = send(world, call, "HEAD")
@@ -550,7 +600,12 @@ def test_only_bearer_endpoints_skip_csrf(app: Flask) -> None:
     for rule in app.url_map.iter_rules():
         for method in (rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}:
             if rule.endpoint.split(".")[0] in exempt:
-                assert PROTECTED[(rule.rule, method)].auth in (SITE, MODERATOR, AKISMET), rule.rule
+                assert PROTECTED[(rule.rule, method)].auth in (
+                    SITE,
+                    MODERATOR,
+                    AKISMET,
+                    PERSPECTIVE,
+                ), rule.rule
             else:
                 assert rule.rule in PAGE_POSTS, f"{method} {rule.rule}: no CSRF case"
 

@@ -136,7 +136,11 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         called again when Redis lost the registration (see RidesOutOutages)."""
         super().register_birth()
         toxicity = current_runtime().toxicity
-        models = {"toxicity": toxicity.name, "precision": getattr(toxicity, "precision", "n/a")}
+        models = {
+            "toxicity": toxicity.name,
+            "precision": getattr(toxicity, "precision", "n/a"),
+            "labels": ",".join(toxicity.labels),  # what the Perspective API can offer
+        }
         WorkerModels(self.connection).register(self.name, models)
 
     def register_death(self) -> None:

@@ -1,0 +1,160 @@
+"""Perspective-compatible endpoints: `comments:analyze` and `comments:suggestscore` under
+`/v1alpha1`, authenticated by a site's API key in `?key=` (or `X-Goog-Api-Key`), answered
+and refused in Google's formats. The protocol itself lives in `moderation.perspective_protocol`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, g, jsonify, request
+
+from moderation.api import Blueprint
+from moderation.api.ops import live_worker_names
+from moderation.checks import check_many
+from moderation.perspective_protocol import (
+    BAD_KEY,
+    AnalyzeRequest,
+    ModelSupport,
+    PerspectiveError,
+    analyze_response,
+    detect_language,
+    google_error,
+    model_support,
+    parse_analyze,
+    parse_suggest,
+    scorable,
+    sentence_spans,
+    suggested_label,
+)
+from moderation.records import Submission
+from moderation.services import services
+from moderation.store import WorkerModels
+
+blp = Blueprint(
+    "perspective",
+    __name__,
+    url_prefix="/v1alpha1",
+    description="Perspective API compatibility (site API key in ?key=).",
+)
+
+#: Seconds a client should wait before retrying when no worker answered.
+RETRY_AFTER = "5"
+
+
+def query_key() -> str | None:
+    """The API key as Google's clients send it: `?key=`, or the `X-Goog-Api-Key` header."""
+    return request.args.get("key") or request.headers.get("X-Goog-Api-Key") or None
+
+
+@blp.before_request
+def authenticate() -> None:
+    """Sets `g.site`, or answers as Google does: 403 without a key, 400 with a bad one."""
+    key = query_key()
+    if key is None:
+        g.auth_failed = True
+        raise PerspectiveError(403, "The request is missing a valid API key.")
+    site = services().sites.authenticate(key)
+    if site is None:
+        g.auth_failed = True
+        raise PerspectiveError(400, BAD_KEY)
+    g.site = site
+
+
+@blp.errorhandler(PerspectiveError)
+def answer_error(error: PerspectiveError) -> Response:
+    response = jsonify(error.body())
+    response.status_code = error.code
+    response.headers.update(error.headers)
+    return response
+
+
+@blp.after_request
+def google_format(response: Response) -> Response:
+    """Errors raised outside this module (rate limits, Redis down, body too large) come in the
+    contract's format; Perspective clients read Google's, so they are rewritten."""
+    if response.status_code < 400 or not response.is_json:
+        return response
+    body = response.get_json(silent=True)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        message = str(error.get("message", ""))
+        response.set_data(json.dumps(google_error(response.status_code, message)))
+    return response
+
+
+def json_body() -> Any:
+    """The request body as JSON whatever its Content-Type (Google's clients vary)."""
+    try:
+        return json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, RecursionError):
+        raise PerspectiveError(400, "Invalid JSON payload received.") from None
+
+
+def current_support() -> ModelSupport:
+    """What the live workers' model can score; 503 when no worker runs."""
+    redis = services().redis
+    support = model_support(WorkerModels(redis).of(live_worker_names()).values())
+    if support is None:
+        raise PerspectiveError(
+            503, "No scoring worker is running; retry later.", headers={"Retry-After": RETRY_AFTER}
+        )
+    return support
+
+
+def score(texts: list[str], language: str, keep: bool) -> list[dict[str, float]]:
+    """Each text's scores from the workers (one check each, awaited together); 503 when they
+    do not all come within MODERATION_MAX_WAIT seconds."""
+    timeout = services().settings.max_wait_seconds
+    submissions = [
+        Submission(id="perspective", content=text, context={"language": language}) for text in texts
+    ]
+    decided = check_many(g.site, submissions, timeout, keep_record=keep)
+    if any(comment is None or comment.decision is None for comment in decided):
+        raise PerspectiveError(
+            503,
+            f"Scoring did not finish within {timeout:g} s; retry later.",
+            headers={"Retry-After": RETRY_AFTER},
+        )
+    return [comment.decision.scores for comment in decided if comment and comment.decision]
+
+
+def analyze_request(request_: AnalyzeRequest) -> dict[str, Any]:
+    support = current_support()
+    detected = [detect_language(request_.text, support)]
+    languages = request_.languages or detected
+    attributes = scorable(request_, support, languages)
+    if not attributes:  # dropUnsupportedAttributes dropped them all
+        return analyze_response(request_, [], {}, None, languages, detected)
+    text = request_.text
+    spans = sentence_spans(text) if request_.span_annotations else []
+    whole = spans == [(len(text) - len(text.lstrip()), len(text.rstrip()))]
+    texts = [text] if whole else [text] + [text[begin:end] for begin, end in spans]
+    scores = score(texts, languages[0], keep=not request_.do_not_store)
+    span_scores = None
+    if request_.span_annotations:
+        per_span = scores[:1] if whole else scores[1:]
+        span_scores = [(b, e, s) for (b, e), s in zip(spans, per_span, strict=True)]
+    return analyze_response(request_, attributes, scores[0], span_scores, languages, detected)
+
+
+@blp.route("/comments:analyze", methods=["POST"])
+def analyze() -> Any:
+    """Perspective's AnalyzeComment: the toxicity model's scores for the requested attributes."""
+    return analyze_request(parse_analyze(json_body()))
+
+
+@blp.route("/comments:suggestscore", methods=["POST"])
+def suggestscore() -> Any:
+    """Perspective's SuggestCommentScore: kept as a labeled example for the site."""
+    suggestion = parse_suggest(json_body())
+    label = suggested_label(suggestion.scores)
+    labeler = "perspective:suggestscore"
+    if suggestion.community_id:
+        labeler += f":{suggestion.community_id[:200]}"
+    services().comments.add_labeled_text(g.site, suggestion.text, label, labeler)
+    answer: dict[str, Any] = {}
+    if suggestion.client_token is not None:
+        answer["clientToken"] = suggestion.client_token
+    return answer
