@@ -33,15 +33,8 @@ def check_now(
     the check stays once it is read (`CommentStore.forget`); otherwise its text-less record
     and audit trail stay under that id.
     """
-    svc = services()
-    check = replace(submission, id=new_check_id(), callback_url=None)
-    svc.comments.accept(site, check, svc.enqueue_scoring, keep_text=False, is_check=True)
-    decided = svc.comments.wait_for_decision(site, check.id, timeout)
-    if decided is None or decided.status is Status.PENDING:
-        return None
-    if not keep_record:
-        svc.comments.forget(site, check.id)
-    return decided
+    (result,) = check_many(site, [submission], timeout, keep_record=keep_record)
+    return result
 
 
 def check_many(

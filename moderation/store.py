@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -397,11 +397,26 @@ class CommentStore:
         )
         self.redis.hset(KEYS.comment(comment.site, comment.id), "example_id", example_id)
 
-    def add_labeled_text(self, site: str, text: str, label: str, labeler: str) -> str:
-        """Keep a labeled text that is no stored comment (e.g. Akismet's submit-spam); its id."""
+    def add_labeled_text(
+        self,
+        site: str,
+        text: str,
+        label: str,
+        labeler: str,
+        scores: Mapping[str, float] | None = None,
+    ) -> str:
+        """Keep a labeled text that is no stored comment (Akismet's submit-spam, Perspective's
+        suggested scores); its id."""
+        fields = {
+            "comment": "",
+            "content": text,
+            "scores": json.dumps(dict(scores or {})),
+            "label": label,
+            "labeler": labeler,
+        }
         example_id = self.redis.xadd(
             KEYS.examples(site),
-            {"comment": "", "content": text, "scores": "{}", "label": label, "labeler": labeler},
+            fields,  # type: ignore[arg-type]
             maxlen=1_000_000,
             approximate=True,
         )

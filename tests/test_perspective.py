@@ -200,6 +200,7 @@ def test_client_library_suggests_a_score(
     [(_, example)] = redis_client.xrange(KEYS.examples("news"))
     assert example[b"content"] == b"an ugly remark"
     assert example[b"label"] == b"rejected"
+    assert json.loads(example[b"scores"]) == {"toxicity": 1.0}  # the suggestion, by label
 
 
 # --- Coral Talk's request bodies --------------------------------------------------------------

@@ -153,7 +153,9 @@ def suggestscore() -> Any:
     labeler = "perspective:suggestscore"
     if suggestion.community_id:
         labeler += f":{suggestion.community_id[:200]}"
-    services().comments.add_labeled_text(g.site, suggestion.text, label, labeler)
+    services().comments.add_labeled_text(
+        g.site, suggestion.text, label, labeler, scores=suggestion.scores
+    )
     answer: dict[str, Any] = {}
     if suggestion.client_token is not None:
         answer["clientToken"] = suggestion.client_token
