@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import socket
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
-from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -32,6 +30,7 @@ from moderation.deliveries import DeliveryLog
 from moderation.moderators import ModeratorStore, Role
 from moderation.settings import Settings
 from tests.support.held import comment_body, store_hold
+from tests.support.hostile import BOUNDED, SCALE
 
 CHECKS = [
     not_a_server_error,
@@ -116,13 +115,7 @@ def test_the_fuzzed_document_is_the_served_one(client):
 
 
 @schema.parametrize()
-@hypothesis.settings(
-    max_examples=50 * int(os.environ.get("FUZZ_SCALE", "1")),  # see tests/test_fuzz_schemas.py
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
+@hypothesis.settings(BOUNDED, max_examples=50 * SCALE)
 def test_every_operation_answers_as_documented(case, app, credentials):
     # With no scoring worker running, /readyz's documented answer is 503.
     checks = CHECKS[1:] if case.operation.path == "/readyz" else CHECKS
