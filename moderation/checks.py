@@ -47,7 +47,8 @@ def check_many(
         replace(submission, id=new_check_id(), callback_url=None) for submission in submissions
     ]
     for check in checks:
-        svc.comments.accept(site, check, svc.enqueue_scoring, keep_text=False, is_check=True)
+        # Ahead of queued comments: the caller is waiting, and nobody waits on those.
+        svc.comments.accept(site, check, svc.enqueue_scoring.ahead, keep_text=False, is_check=True)
     deadline = time.monotonic() + timeout
     results: list[Comment | None] = []
     for check in checks:

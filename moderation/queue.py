@@ -37,8 +37,15 @@ class ScoringEnqueuer:
         self.queue = scoring_queue(connection)
         self.settings = settings
 
-    def __call__(self, pipe: Pipeline, site: str, comment_id: str) -> str:
-        """Enqueue on `pipe` (already in MULTI); the job runs once the transaction executes."""
+    def __call__(
+        self, pipe: Pipeline, site: str, comment_id: str, *, at_front: bool = False
+    ) -> str:
+        """Enqueue on `pipe` (already in MULTI); the job runs once the transaction executes.
+
+        `at_front` puts the job ahead of every queued one (workers take from the front): for
+        one-off checks, whose caller waits on the answer, so that a backlog of comments that
+        nobody waits on (a backfill, a burst) does not make them time out.
+        """
         retries = self.settings.job_retries
         job = self.queue.enqueue_call(
             SCORE_COMMENT_JOB,
@@ -51,8 +58,13 @@ class ScoringEnqueuer:
             description="score comment",
             meta=job_meta(),
             pipeline=pipe,
+            at_front=at_front,
         )
         return job.id
+
+    def ahead(self, pipe: Pipeline, site: str, comment_id: str) -> str:
+        """Enqueue ahead of the queued jobs (see `__call__`)."""
+        return self(pipe, site, comment_id, at_front=True)
 
     def depth(self) -> int:
         return self.queue.count

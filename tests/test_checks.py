@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -10,11 +11,11 @@ from flask import Flask
 
 from moderation.checks import CHECK_ID_PREFIX, check_now
 from moderation.keyspace import KEYS
-from moderation.queue import delivery_queue
+from moderation.queue import delivery_queue, scoring_queue
 from moderation.records import Action, Submission
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
-from tests.support.processes import running_worker
+from tests.support.processes import running_worker, wait_for
 
 SPAM = Submission(
     id="",
@@ -71,3 +72,35 @@ def test_without_a_worker_a_check_times_out_with_none(app: Flask, site, redis_cl
         assert check_now("news", SPAM, timeout=0.2) is None
     # It stays queued, to be decided (text erased) when a worker comes.
     assert len(comment_keys(redis_client, "news")) == 1
+
+
+@pytest.mark.e2e
+def test_a_check_is_scored_ahead_of_a_backlog(
+    app: Flask, client, auth, site, redis_client, redis_server, tmp_path
+):
+    """Its caller waits; the queued comments' callers do not: the check jumps the queue."""
+    backlog = 300
+    for first in range(0, backlog, 100):
+        batch = [{"id": f"b{n}", "content": f"Comment {n}."} for n in range(first, first + 100)]
+        response = client.post("/v1/comments/batch", json={"comments": batch}, headers=auth)
+        assert response.status_code == 200, response.get_json()
+    answer: dict[str, object] = {}
+
+    def check() -> None:
+        with app.test_request_context():
+            answer["decided"] = check_now("news", SPAM, timeout=60, keep_record=True)
+
+    waiting = threading.Thread(target=check)
+    waiting.start()
+    queue = scoring_queue(redis_client)
+    wait_for(lambda: queue.count == backlog + 1, what="the check to be queued")
+    with running_worker(redis_server.url, tmp_path / "worker.log"):
+        waiting.join(timeout=60)
+    decided = answer["decided"]
+    assert decided is not None
+    # The site's event stream, from the check's submission on, holds only decisions, in the
+    # order they were stored: the check's is in the worker's first batch, not behind 300.
+    events = [f[b"comment"].decode() for _, f in redis_client.xrange(KEYS.site_events("news"))]
+    decisions = events[events.index(decided.id) + 1 :]
+    batch_size = app.extensions["moderation"].settings.batch_size
+    assert decisions.index(decided.id) < batch_size, decisions[:40]
