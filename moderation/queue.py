@@ -37,15 +37,17 @@ class ScoringEnqueuer:
         self.queue = scoring_queue(connection)
         self.settings = settings
 
-    def __call__(
-        self, pipe: Pipeline, site: str, comment_id: str, *, at_front: bool = False
-    ) -> str:
-        """Enqueue on `pipe` (already in MULTI); the job runs once the transaction executes.
+    def __call__(self, pipe: Pipeline, site: str, comment_id: str) -> str:
+        """Enqueue on `pipe` (already in MULTI); the job runs once the transaction executes."""
+        return self._enqueue(pipe, site, comment_id, at_front=False)
 
-        `at_front` puts the job ahead of every queued one (workers take from the front): for
-        one-off checks, whose caller waits on the answer, so that a backlog of comments that
-        nobody waits on (a backfill, a burst) does not make them time out.
-        """
+    def ahead(self, pipe: Pipeline, site: str, comment_id: str) -> str:
+        """Enqueue ahead of every queued job (workers take from the front): for one-off checks,
+        whose caller waits on the answer, so that a backlog of comments nobody waits on (a
+        backfill, a burst) does not make them time out."""
+        return self._enqueue(pipe, site, comment_id, at_front=True)
+
+    def _enqueue(self, pipe: Pipeline, site: str, comment_id: str, *, at_front: bool) -> str:
         retries = self.settings.job_retries
         job = self.queue.enqueue_call(
             SCORE_COMMENT_JOB,
@@ -61,10 +63,6 @@ class ScoringEnqueuer:
             at_front=at_front,
         )
         return job.id
-
-    def ahead(self, pipe: Pipeline, site: str, comment_id: str) -> str:
-        """Enqueue ahead of the queued jobs (see `__call__`)."""
-        return self(pipe, site, comment_id, at_front=True)
 
     def depth(self) -> int:
         return self.queue.count
