@@ -95,7 +95,8 @@ def test_a_check_is_scored_ahead_of_a_backlog(
     queue = scoring_queue(redis_client)
     wait_for(lambda: queue.count == backlog + 1, what="the check to be queued")
     with running_worker(redis_server.url, tmp_path / "worker.log"):
-        waiting.join(timeout=60)
+        waiting.join(timeout=90)
+    assert not waiting.is_alive(), "check_now did not return"
     decided = answer["decided"]
     assert decided is not None
     # The site's event stream, from the check's submission on, holds only decisions, in the
