@@ -30,7 +30,7 @@ from moderation.deliveries import DeliveryLog
 from moderation.moderators import ModeratorStore, Role
 from moderation.settings import Settings
 from tests.support.held import comment_body, store_hold
-from tests.support.hostile import BOUNDED, SCALE
+from tests.support.hostile import BOUNDED, SCALE, without_rate_limits
 
 CHECKS = [
     not_a_server_error,
@@ -83,9 +83,7 @@ def authenticate(case: Any, credentials: dict[str, str]) -> None:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Rate limits off (tests/test_ratelimit.py covers them): every case reaches its handler."""
-    limits = [f.name for f in dataclasses.fields(settings) if f.name.endswith("limit")]
-    return settings.with_overrides(allow_private_callbacks=True, **dict.fromkeys(limits))
+    return without_rate_limits(settings, allow_private_callbacks=True)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ the review API), and nothing accepted is lost.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import ipaddress
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -53,6 +52,7 @@ from tests.support.hostile import (
     strict_json,
     utf8,
     valid_ids,
+    without_rate_limits,
 )
 
 # --- submissions: valid ones, then ones with a field spoiled ---------------------------------
@@ -163,9 +163,7 @@ def test_every_request_schema_fails_only_with_a_validation_error(schema_class, v
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Rate limits off (tests/test_ratelimit.py covers them): every example is answered."""
-    limits = [f.name for f in dataclasses.fields(settings) if f.name.endswith("limit")]
-    return settings.with_overrides(**dict.fromkeys(limits))
+    return without_rate_limits(settings)
 
 
 @pytest.fixture

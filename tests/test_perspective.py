@@ -15,7 +15,6 @@ import json
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -34,6 +33,7 @@ from moderation.perspective_protocol import (
 from moderation.settings import Settings
 from moderation.sites import SiteCredentials
 from tests.support.load import served_api
+from tests.support.perspective import ANALYZE, SUGGEST, google_error
 from tests.support.processes import running_worker
 from tests.support.redis_dump import dump_everything, find_in_dump
 from tests.support.redis_server import RedisServer
@@ -41,8 +41,6 @@ from tests.support.tiny_detoxify import CLEAN_EXAMPLE, TOXIC_EXAMPLE, TinyDetoxi
 
 pytestmark = pytest.mark.e2e
 
-ANALYZE = "/v1alpha1/comments:analyze"
-SUGGEST = "/v1alpha1/comments:suggestscore"
 DETOXIFY_ATTRIBUTES = (
     "TOXICITY",
     "SEVERE_TOXICITY",
@@ -109,15 +107,6 @@ def perspective_client(base: str, api_key: str) -> PerspectiveAPI:
     client = PerspectiveAPI(api_key)
     client.api_client.url = base + "/v1alpha1/{endpoint}"
     return client
-
-
-def google_error(response: Any, code: int, status: str) -> dict:
-    body = response.get_json()
-    assert response.status_code == code, body
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code and body["error"]["status"] == status, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
 
 
 def summary(body: dict, attribute: str) -> float:
@@ -282,7 +271,7 @@ def test_refusals_before_scoring(client: FlaskClient, site: SiteCredentials) -> 
             {**coral_analyze("hi"), "requestedAttributes": {"TOXICITY": {"scoreThreshold": 2}}}
         ).encode(),
     ]
-    malformed += [b"[" * 100_000, b'{"comment": {"text": "\\ud800"}}']
+    malformed += [b"[" * 100_000, b'{"comment": {"text": "\\ud800"}}', b"\xff\xfe", b'"text"']
     for data in malformed:
         response = client.post(ANALYZE + key, data=data, content_type="application/json")
         google_error(response, 400, "INVALID_ARGUMENT")

@@ -17,6 +17,8 @@ import hypothesis
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
+from moderation.settings import Settings
+
 #: `FUZZ_SCALE=20 pytest tests/test_fuzz_schemas.py -o timeout=0` runs 20 times the examples.
 SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
 #: The same cases every run (derandomized, no example database), and no time limit per case.
@@ -176,3 +178,10 @@ def strict_json(response) -> Any:
     document = json.loads(response.get_data().decode("utf-8"), parse_constant=refuse)
     utf8(document)
     return document
+
+
+def without_rate_limits(settings: Settings, **overrides: Any) -> Settings:
+    """`settings` with every rate limit off, so that each fuzzed request reaches its handler
+    (tests/test_ratelimit.py covers the limits)."""
+    limits = [f.name for f in dataclasses.fields(settings) if f.name.endswith("limit")]
+    return settings.with_overrides(**dict.fromkeys(limits), **overrides)
