@@ -98,7 +98,7 @@ def main() -> None:
         for n in range(args.checks):
             depths.append(queue.count)
             sent = time.perf_counter()
-            statuses.append(one_check(session, service.url, service.api_key, n, texts[-n]))
+            statuses.append(one_check(session, service.url, service.api_key, n, texts[-1 - n]))
             latencies.append(time.perf_counter() - sent)
         feeder.join()
         wait_for(lambda: store.pending_count() == 0, timeout=3600, interval=0.1)
