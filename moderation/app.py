@@ -15,6 +15,7 @@ from moderation.api import (
     akismet,
     comments,
     docs,
+    models,
     ops,
     perspective,
     policy,
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> Flask:
     api.register_blueprint(comments.blp)
     api.register_blueprint(policy.blp)
     api.register_blueprint(site.blp)
+    api.register_blueprint(models.blp)
     api.register_blueprint(review.blp)
     api.register_blueprint(ops.blp)
     app.register_blueprint(docs.blp)

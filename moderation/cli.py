@@ -1,33 +1,16 @@
-"""The `moderation` command: up, serve, worker, sites."""
+"""The `moderation` command: up, serve, worker, sites, moderators, models."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
-from moderation import settings as settings_module
-from moderation.settings import Settings, SettingsError
-
-
-def load_settings() -> Settings:
-    """Settings from the environment; a bad value stops the program, naming the variable."""
-    try:
-        return settings_module.from_env()
-    except SettingsError as error:
-        raise click.ClickException(f"configuration error: {error}") from None
-
-
-def with_settings(command: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return command(load_settings(), *args, **kwargs)
-
-    return wrapper
+from moderation.cli_settings import with_settings
+from moderation.model_commands import models as models_group
+from moderation.settings import Settings
 
 
 def configure_logging(settings: Settings) -> None:
@@ -173,8 +156,9 @@ def status(settings: Settings, as_json: bool) -> None:
         + (f" (oldest {oldest:.0f} s)" if oldest is not None else "")
         + f"; webhooks waiting to be queued {report['webhook_outbox']}"
     )
-    for worker, models in sorted(report["models"].items()):
-        click.echo(f"worker {worker}: {models.get('toxicity', '?')}")
+    for worker, loaded in sorted(report["models"].items()):
+        spam = f", spam {loaded['spam']}" if "spam" in loaded else ""
+        click.echo(f"worker {worker}: {loaded.get('toxicity', '?')}{spam}")
 
 
 @main.command()
@@ -187,6 +171,9 @@ def requeue(settings: Settings, deliveries: bool) -> None:
 
     count = requeue_failed(connect(settings.redis_url), settings, deliveries=deliveries)
     click.echo(f"requeued {count} failed {'deliveries' if deliveries else 'scoring jobs'}")
+
+
+main.add_command(models_group)
 
 
 @main.group()

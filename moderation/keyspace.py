@@ -11,7 +11,17 @@ Layout (every key under the `mod:` prefix):
     mod:audit:{site}:{id}          list    the comment's audit events, oldest first (JSON)
     mod:events:{site}              stream  every site's audit events, for live views
     mod:author:{site}:{author}     hash    the author's comment counts by status
-    mod:examples:{site}            stream  human-labeled examples (text, scores, label)
+    mod:examples:{site}            stream  the site's labels (text, kind, source, scores)
+    mod:label-stats:{site}         hash    labels per kind, a version bumped by every change,
+                                           and the version the site's models last trained on
+    mod:label-scores:{site}        hash    label id -> the toxicity model's scores of a label that
+                                           came without them (Akismet, Perspective), by model
+    mod:learning-queued:{site}     string  set while a retraining job for the site is queued
+    mod:learning-lock:{site}       string  held by the one process retraining the site's models
+    mod:models:{site}              hash    kind ("spam", "toxicity") -> the site model in use
+    mod:model:{site}:{kind}:{n}    string  site model version n (an .npz file's bytes)
+    mod:model-log:{site}:{kind}    list    every training and rollback, newest first (JSON)
+    mod:model-seq:{site}           hash    kind -> the last version number given out
     mod:policy:{site}              string  the site's own policy (JSON), when it has one
     mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
     mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
@@ -79,8 +89,33 @@ class Keyspace:
     def author_counts(self, site: str, author_id: str) -> str:
         return f"{self.prefix}:author:{site}:{author_id}"
 
-    def examples(self, site: str) -> str:
+    def labels(self, site: str) -> str:
+        """Named before labels were learned from; kept so that stored labels stay."""
         return f"{self.prefix}:examples:{site}"
+
+    def label_stats(self, site: str) -> str:
+        return f"{self.prefix}:label-stats:{site}"
+
+    def label_scores(self, site: str) -> str:
+        return f"{self.prefix}:label-scores:{site}"
+
+    def learning_queued(self, site: str) -> str:
+        return f"{self.prefix}:learning-queued:{site}"
+
+    def learning_lock(self, site: str) -> str:
+        return f"{self.prefix}:learning-lock:{site}"
+
+    def site_models(self, site: str) -> str:
+        return f"{self.prefix}:models:{site}"
+
+    def site_model(self, site: str, kind: str, version: int) -> str:
+        return f"{self.prefix}:model:{site}:{kind}:{version}"
+
+    def model_log(self, site: str, kind: str) -> str:
+        return f"{self.prefix}:model-log:{site}:{kind}"
+
+    def model_sequence(self, site: str) -> str:
+        return f"{self.prefix}:model-seq:{site}"
 
     def moderator(self, name: str) -> str:
         return f"{self.prefix}:moderator:{name}"

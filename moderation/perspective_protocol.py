@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from moderation.labels import LabelKind
+
 #: Perspective attribute -> the toxicity model's label.
 ATTRIBUTE_LABELS: dict[str, str] = {
     "TOXICITY": "toxicity",
@@ -446,7 +448,7 @@ def parse_suggest(body: Any) -> SuggestRequest:
     )
 
 
-def suggested_label(scores: Mapping[str, float]) -> str:
-    """The moderators' label a suggestion amounts to: `rejected` when any attribute is
-    suggested at 0.5 or more, else `approved` (Coral sends 1 for deleted, 0 for approved)."""
-    return "rejected" if max(scores.values()) >= 0.5 else "approved"
+def suggested_label(scores: Mapping[str, float]) -> LabelKind:
+    """The label a suggestion amounts to: `toxic` when any attribute is suggested at 0.5 or
+    more, else `ok` (Coral sends 1 for a comment its moderators rejected, 0 for approved)."""
+    return LabelKind.TOXIC if max(scores.values()) >= 0.5 else LabelKind.OK

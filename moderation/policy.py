@@ -19,6 +19,8 @@ class Signals:
     banned_words: tuple[str, ...] = ()  # entries of the policy's banned list found in the text
     suspect_words: tuple[str, ...] = ()  # entries of the suspect list found in the text
     author_approved: int = 0  # the author's approved comments on the site before this one
+    #: `toxicity` is the site's own learned score, which stands for every toxicity label
+    learned_toxicity: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,17 @@ def is_trusted(signals: Signals, policy: PolicySettings) -> bool:
     return policy.trusted_after > 0 and signals.author_approved >= policy.trusted_after
 
 
-def _thresholds(thresholds: Mapping[str, float], trusted: bool) -> Mapping[str, float]:
-    return {k: v for k, v in thresholds.items() if k != "spam"} if trusted else thresholds
+def _thresholds(
+    thresholds: Mapping[str, float], signals: Signals, trusted: bool
+) -> Mapping[str, float]:
+    """The thresholds that apply: without `spam` for a trusted author; with a site's learned
+    toxicity, only `toxicity` of the toxicity labels (the site model weighs all of them)."""
+    return {
+        label: value
+        for label, value in thresholds.items()
+        if not (trusted and label == "spam")
+        and not (signals.learned_toxicity and label not in ("spam", "toxicity"))
+    }
 
 
 def _words(kind: str, entries: tuple[str, ...]) -> list[str]:
@@ -58,14 +69,14 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
     """
     trusted = is_trusted(signals, policy)
     if policy.auto_reject:
-        reject_reasons = _crossed(scores, _thresholds(policy.reject, trusted))
+        reject_reasons = _crossed(scores, _thresholds(policy.reject, signals, trusted))
         if signals.honeypot_filled:
             reject_reasons.append("honeypot field filled")
         reject_reasons += _words("banned", signals.banned_words)
         if reject_reasons:
             return Verdict(Action.REJECT, reject_reasons)
 
-    reasons = _crossed(scores, _thresholds(policy.hold, trusted))
+    reasons = _crossed(scores, _thresholds(policy.hold, signals, trusted))
     if signals.honeypot_filled:
         reasons.append("honeypot field filled")
     if signals.link_count > policy.max_links and not trusted:

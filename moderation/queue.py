@@ -6,12 +6,14 @@ import redis
 from redis.client import Pipeline
 from rq import Callback, Queue, Retry
 
+from moderation.keyspace import KEYS
 from moderation.logs import job_meta
 from moderation.settings import Settings
 
 SCORING_QUEUE = "moderation-scoring"
 SCORE_COMMENT_JOB = "workers.jobs.score_comment"
 SCORING_FAILED_CALLBACK = "workers.jobs.scoring_failed"
+RETRAIN_SITE_JOB = "workers.learning.jobs.retrain_site"
 DELIVERY_QUEUE = "moderation-webhooks"
 DELIVER_WEBHOOK_JOB = "workers.deliveries.deliver_webhook"
 
@@ -24,6 +26,11 @@ SCORING_RESULT_TTL = 60
 FAILURE_TTL = 7 * 24 * 3600
 #: Seconds between retries of a failed scoring job.
 RETRY_INTERVALS = [2, 10, 60]
+#: Seconds a retraining job may run (it trains two models on up to 20,000 labels).
+RETRAIN_TIMEOUT = 600
+#: Seconds a site stays marked "retraining queued"; if its job is lost, the workers'
+#: maintenance asks again once the mark is gone.
+RETRAIN_QUEUED_TTL = 300
 
 
 def scoring_queue(connection: redis.Redis) -> Queue:
@@ -66,6 +73,46 @@ class ScoringEnqueuer:
 
     def depth(self) -> int:
         return self.queue.count
+
+
+class LearningEnqueuer:
+    """Asks for a site's models to be retrained from its labels.
+
+    One job per site is queued at a time (a mark in Redis; newer labels ride on the queued
+    job). The job goes on the scoring queue, ahead of waiting comments: scoring workers hold
+    the models its training needs, and its few seconds make every later decision better.
+    """
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.redis = connection
+        self.queue = scoring_queue(connection)
+        self.enabled = settings.learning
+
+    def __call__(self, site: str) -> bool:
+        """Queue a retraining of `site` unless one is queued already; whether it was."""
+        if not self.enabled:
+            return False
+        if not self.redis.set(KEYS.learning_queued(site), "1", nx=True, ex=RETRAIN_QUEUED_TTL):
+            return False
+        try:
+            self.queue.enqueue_call(
+                RETRAIN_SITE_JOB,
+                args=(site,),
+                timeout=RETRAIN_TIMEOUT,
+                result_ttl=SCORING_RESULT_TTL,
+                failure_ttl=FAILURE_TTL,
+                description="retrain site models",
+                meta=job_meta(),
+                at_front=True,
+            )
+        except Exception:
+            self.redis.delete(KEYS.learning_queued(site))
+            raise
+        return True
+
+    def started(self, site: str) -> None:
+        """The site's job has started: labels from now on need a new one."""
+        self.redis.delete(KEYS.learning_queued(site))
 
 
 def delivery_queue(connection: redis.Redis) -> Queue:

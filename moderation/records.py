@@ -5,10 +5,16 @@ Plain dataclasses with no I/O: `store` turns them into Redis hashes, `schemas` i
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+#: When a site's own toxicity model decided, the toxicity model's own `toxicity` score is kept
+#: under this label (and `toxicity` is the site's learned one).
+BASE_TOXICITY = "base_toxicity"
 
 
 class Status(StrEnum):
@@ -71,6 +77,14 @@ class Decision:
     def to_storage(self) -> dict[str, Any]:
         return {**self.to_json(), "decided_at": self.decided_at}
 
+    def model_scores(self) -> tuple[str, dict[str, float]]:
+        """The toxicity model that scored the comment (without the site model's suffix) and the
+        scores it gave, as it gave them (the inputs a site toxicity model learns from)."""
+        scores = {k: v for k, v in self.scores.items() if k not in ("spam", BASE_TOXICITY)}
+        if BASE_TOXICITY in self.scores:
+            scores["toxicity"] = self.scores[BASE_TOXICITY]
+        return self.models.get("toxicity", "").split("+", 1)[0], scores
+
     @classmethod
     def from_storage(cls, data: dict[str, Any]) -> Decision:
         return cls(
@@ -118,19 +132,39 @@ class Comment:
     erased_at: float | None = None
     #: A one-off check (moderation.checks): scored like any comment, announced to no one.
     is_check: bool = False
+    #: label -> the phrases of the text that drove its learned score (erased with the text).
+    highlights: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return self.submission.id
 
-    def record(self) -> dict[str, Any]:
-        """The contract's record: what host sites read back."""
+    def record(self, *, quote_text: bool = True) -> dict[str, Any]:
+        """The contract's record: what host sites read back. Reasons quote the phrases that
+        drove a learned score unless `quote_text` is false (webhooks carry no comment text)."""
+        decision = self.decision.to_json() if self.decision else None
+        if decision and quote_text and self.highlights:
+            decision["reasons"] = quoted_reasons(decision["reasons"], self.highlights)
         record = {
             "id": self.id,
             "status": self.status.value,
             "submitted_at": isoformat(self.submitted_at),
-            "decision": self.decision.to_json() if self.decision else None,
+            "decision": decision,
         }
         if self.erased_at is not None:
             record["erased_at"] = isoformat(self.erased_at)
         return record
+
+
+def quoted_reasons(reasons: list[str], highlights: Mapping[str, list[str]]) -> list[str]:
+    """`spam 0.94 >= 0.70: 3 links` with the spam phrases becomes
+    `spam 0.94 >= 0.70: "check out my channel", "subscribe", 3 links`."""
+    quoted = []
+    for reason in reasons:
+        phrases = highlights.get(reason.split(" ", 1)[0])
+        if phrases:
+            head, _, tail = reason.partition(": ")
+            said = ", ".join(json.dumps(phrase, ensure_ascii=False) for phrase in phrases)
+            reason = f"{head}: {said}" + (f", {tail}" if tail else "")
+        quoted.append(reason)
+    return quoted

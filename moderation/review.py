@@ -15,13 +15,16 @@ from typing import Any
 
 from moderation.deliveries import Outbox
 from moderation.errors import ApiError
+from moderation.labels import LabelKind, LabelStore, kind_of_decision
 from moderation.moderators import Moderator
 from moderation.records import Action, Comment, Decision, Status, isoformat, utc_now
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
 
-#: A moderator may decide comments that are still waiting for a decision or are held.
+#: A moderator may decide comments that are still waiting for a decision or are held; with
+#: `overturn`, a comment in any state (an automatic approval rejected, a rejection approved).
 DECIDABLE = (Status.PENDING, Status.HELD)
+OVERTURNABLE = tuple(Status)
 MAX_PAGE = 100
 
 Position = tuple[float, str, str]  # (submitted_at, site, comment id): the queue's order
@@ -65,10 +68,13 @@ def audit_event_json(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class ReviewService:
-    def __init__(self, comments: CommentStore, sites: SiteStore, outbox: Outbox) -> None:
+    def __init__(
+        self, comments: CommentStore, sites: SiteStore, outbox: Outbox, labels: LabelStore
+    ) -> None:
         self.comments = comments
         self.sites = sites
         self.outbox = outbox
+        self.labels = labels
 
     # --- what a moderator may see ------------------------------------------------------------
 
@@ -99,6 +105,7 @@ class ReviewService:
             "content": comment.submission.content,
             "author": author,
             "context": comment.submission.context,
+            "highlights": comment.highlights,
             "author_history": self.comments.author_counts(comment.site, author.get("id", "")),
         }
 
@@ -152,9 +159,20 @@ class ReviewService:
     # --- deciding ----------------------------------------------------------------------------
 
     def decide(
-        self, moderator: Moderator, site: str, comment_id: str, action: Action, note: str = ""
+        self,
+        moderator: Moderator,
+        site: str,
+        comment_id: str,
+        action: Action,
+        note: str = "",
+        *,
+        overturn: bool = False,
+        label: LabelKind | None = None,
     ) -> dict[str, Any]:
-        """Approve or reject; 409 with the current record if someone decided it first."""
+        """Approve or reject; 409 with the current record if someone decided it first (or, without
+        `overturn`, if it was already approved or rejected). The decision is a label for the
+        site's learning: `label` says why a rejection was made (else it is read from the
+        reasons the comment was held for, see `labels.kind_of_decision`)."""
         comment = self.comment(moderator, site, comment_id)
         if action is Action.HOLD:
             raise ApiError(422, "A moderator approves or rejects.", fields={"action": ["hold"]})
@@ -174,7 +192,7 @@ class ReviewService:
             site,
             comment_id,
             decision,
-            allowed=DECIDABLE,
+            allowed=OVERTURNABLE if overturn else DECIDABLE,
             note=note,
             author_id=comment.submission.author.get("id", ""),
         )
@@ -188,18 +206,29 @@ class ReviewService:
                 extra={"current": current.record()},
             )
         self.outbox.flush(site, comment_id)
-        self.comments.add_example(current, label=action.status.value, labeler=moderator.actor)
+        kind = kind_of_decision(action, previous, label)
+        self.labels.label_comment(current, kind, source=moderator.actor)
         return current.record()
 
     def decide_many(
-        self, moderator: Moderator, site: str, ids: list[str], action: Action, note: str = ""
+        self,
+        moderator: Moderator,
+        site: str,
+        ids: list[str],
+        action: Action,
+        note: str = "",
+        *,
+        overturn: bool = False,
+        label: LabelKind | None = None,
     ) -> list[dict[str, Any]]:
         """Bulk approve or reject: one result per id, in order; one failure stops nothing."""
         results: list[dict[str, Any]] = []
         self.visible_sites(moderator, site)
         for comment_id in ids:
             try:
-                record = self.decide(moderator, site, comment_id, action, note)
+                record = self.decide(
+                    moderator, site, comment_id, action, note, overturn=overturn, label=label
+                )
                 results.append({"id": comment_id, "outcome": "decided", "record": record})
             except ApiError as error:
                 result = {"id": comment_id, "outcome": error.code, "error": error.message}

@@ -220,6 +220,11 @@ class ReviewItemSchema(CommentRecordSchema):
     content = fields.String()
     author = fields.Dict(keys=fields.String(), values=fields.String())
     context = fields.Dict(keys=fields.String(), values=fields.String())
+    highlights = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "score label -> the phrases of the text that drove it"},
+    )
     author_history = fields.Nested(AuthorHistorySchema)
 
 
@@ -228,12 +233,37 @@ class ReviewQueueSchema(ma.Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class ReviewDecisionSchema(ma.Schema):
+class DecisionOptionsSchema(ma.Schema):
+    """What a moderator's decision may also say: decide a comment in any state, and why a
+    rejection was made (what the site's models learn from it)."""
+
+    overturn = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Decide the comment whatever its state (an automatic approval can "
+            "be rejected, a rejection approved); without it only pending or held comments."
+        },
+    )
+    label = fields.String(
+        validate=validate.OneOf(["spam", "toxic", "other"]),
+        metadata={
+            "description": "Why a rejection was made, for the site's learning: spam, toxic "
+            "(abuse) or other (learned by neither model). Default: what the comment was held for."
+        },
+    )
+
+    @ma.validates_schema
+    def label_only_for_rejections(self, data: dict[str, Any], **_: Any) -> None:
+        if "label" in data and data.get("action") != "reject":
+            raise ma.ValidationError("A label says why a comment is rejected.", "label")
+
+
+class ReviewDecisionSchema(DecisionOptionsSchema):
     action = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
     note = text(2000, load_default="")
 
 
-class BulkReviewSchema(ma.Schema):
+class BulkReviewSchema(DecisionOptionsSchema):
     site = fields.String(required=True, validate=_site_name)
     ids = fields.List(
         fields.String(validate=[validate.Length(min=1, max=128), _encodable]),
@@ -362,3 +392,33 @@ class DeliveriesSchema(ma.Schema):
 
 class RedeliverSchema(ma.Schema):
     queued = fields.Boolean()
+
+
+class SiteModelSchema(ma.Schema):
+    kind = fields.String(metadata={"description": "spam or toxicity"})
+    version = fields.Integer(metadata={"description": "the site model in use; 0: the base model"})
+    in_use = fields.String(metadata={"description": "what decisions name in `models`"})
+    base = fields.List(fields.String(), metadata={"description": "the live workers' base model"})
+    trained_at = fields.String(allow_none=True)
+    labels = fields.Dict(
+        allow_none=True, metadata={"description": "labels of each class it learned from"}
+    )
+    held_out = fields.Dict(
+        allow_none=True,
+        metadata={"description": "ROC AUC on held-out labels, against the model it replaced"},
+    )
+    history = fields.List(
+        fields.Dict(), metadata={"description": "recent trainings and rollbacks, newest first"}
+    )
+
+
+class SiteModelsSchema(ma.Schema):
+    site = fields.String()
+    learning = fields.Boolean(metadata={"description": "whether the service learns from labels"})
+    labels = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "labels per kind"}
+    )
+    labels_since_training = fields.Boolean(
+        metadata={"description": "labels changed since the models were last trained"}
+    )
+    models = fields.List(fields.Nested(SiteModelSchema))

@@ -10,9 +10,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from moderation.deliveries import DeliveryLog, Outbox
+from moderation.labels import LabelStore
+from moderation.model_registry import ModelRegistry
 from moderation.moderators import ModeratorStore
 from moderation.policies import PolicyStore
-from moderation.queue import DeliveryEnqueuer, ScoringEnqueuer
+from moderation.queue import DeliveryEnqueuer, LearningEnqueuer, ScoringEnqueuer
 from moderation.review import ReviewService
 from moderation.settings import Settings
 from moderation.sites import SiteStore
@@ -42,6 +44,8 @@ class Services:
     outbox: Outbox
     deliveries: DeliveryLog
     policies: PolicyStore
+    labels: LabelStore
+    models: ModelRegistry
 
 
 def build_services(settings: Settings) -> Services:
@@ -49,6 +53,8 @@ def build_services(settings: Settings) -> Services:
     comments = CommentStore(connection, track_retention=settings.retention_days > 0)
     sites = SiteStore(connection, settings.secret_key)
     outbox = Outbox(connection, comments, sites, DeliveryEnqueuer(connection, settings))
+    # Each new label asks for the site's models to be retrained.
+    labels = LabelStore(connection, on_change=LearningEnqueuer(connection, settings))
     return Services(
         settings=settings,
         redis=connection,
@@ -56,10 +62,12 @@ def build_services(settings: Settings) -> Services:
         sites=sites,
         enqueue_scoring=ScoringEnqueuer(connection, settings),
         moderators=ModeratorStore(connection),
-        review=ReviewService(comments, sites, outbox),
+        review=ReviewService(comments, sites, outbox, labels),
         outbox=outbox,
         deliveries=DeliveryLog(connection),
         policies=PolicyStore(connection, settings.policy),
+        labels=labels,
+        models=ModelRegistry(connection),
     )
 
 

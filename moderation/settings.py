@@ -104,6 +104,12 @@ class Settings:
     login_failure_limit: str | None = "3 per minute; 10 per hour"
     auth_failure_limit: str | None = "100 per minute"
     proxy_hops: int = 0
+    # The base spam model file (None: the one shipped in workers/learning/models/).
+    spam_model: Path | None = None
+    # Per-site learning from labels; labels are kept either way.
+    learning: bool = True
+    learning_min_labels: int = 10
+    learning_max_labels: int = 20_000
     policy: PolicySettings = field(default_factory=PolicySettings)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -188,6 +194,13 @@ def _directory(raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_dir():
         raise ValueError(f"{raw!r} is not a directory")
+    return path
+
+
+def _model_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if path.suffix != ".npz" or not path.is_file():
+        raise ValueError(f"{raw!r} is not an .npz model file")
     return path
 
 
@@ -279,6 +292,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_LOGIN_FAILURE_LIMIT": ("login_failure_limit", _rate_limit),
     "MODERATION_AUTH_FAILURE_LIMIT": ("auth_failure_limit", _rate_limit),
     "MODERATION_PROXY_HOPS": ("proxy_hops", _non_negative_int),
+    "MODERATION_SPAM_MODEL": ("spam_model", _model_file),
+    "MODERATION_LEARNING": ("learning", _parse_bool),
+    "MODERATION_LEARNING_MIN_LABELS": ("learning_min_labels", _positive(int)),
+    "MODERATION_LEARNING_MAX_LABELS": ("learning_max_labels", _positive(int)),
     "MODERATION_HOLD_THRESHOLDS": ("policy.hold", _thresholds),
     "MODERATION_REJECT_THRESHOLDS": ("policy.reject", _thresholds),
     "MODERATION_AUTO_REJECT": ("policy.auto_reject", _parse_bool),

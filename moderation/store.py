@@ -39,7 +39,7 @@ Enqueue = Callable[[Pipeline, str, str], str]
 # author's counts, retention index, webhook outbox, metric counters. ARGV: allowed statuses
 # (comma-separated), new status, decision json, pending member, channel, comment id, actor,
 # action, note, time, "1" when there is an author, "1" when approved comments are indexed for
-# retention.
+# retention, the phrases of the text that drove the scores (JSON, "" for none: kept as they are).
 # A comment submitted with "store": false loses its text as soon as it is decided, and is not
 # offered to moderators (there is nothing left to read).
 # Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone.
@@ -70,10 +70,14 @@ end
 if not keep_text then
   redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
              'erased_at', ARGV[10])
-elseif ARGV[12] == '1' and ARGV[2] == 'approved' then
-  redis.call('ZADD', KEYS[7], ARGV[10], ARGV[4])
+  redis.call('HDEL', KEYS[1], 'highlights')
 else
-  redis.call('ZREM', KEYS[7], ARGV[4])
+  if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'highlights', ARGV[13]) end
+  if ARGV[12] == '1' and ARGV[2] == 'approved' then
+    redis.call('ZADD', KEYS[7], ARGV[10], ARGV[4])
+  else
+    redis.call('ZREM', KEYS[7], ARGV[4])
+  end
 end
 redis.call('ZADD', KEYS[8], ARGV[10], ARGV[4])
 local decider = ARGV[7]
@@ -84,14 +88,26 @@ return {1, status}
 """
 
 # Erases a comment's text and personal fields, keeping its status, decision and audit trail.
+# Its label goes too (and the label counts and version say so, for the next training).
 # KEYS: comment, pending index, site's held index, audit list, site's event stream, site's
-# examples stream, retention index. ARGV: comment id, pending member, actor, time.
+# labels stream, retention index, site's label stats. ARGV: comment id, pending member, actor,
+# time.
 _ERASE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
-local example = redis.call('HGET', KEYS[1], 'example_id')
-if example then redis.call('XDEL', KEYS[6], example) end
-redis.call('HDEL', KEYS[1], 'example_id')
+local label = redis.call('HGET', KEYS[1], 'example_id')
+if label then
+  local entries = redis.call('XRANGE', KEYS[6], label, label)
+  if #entries > 0 then
+    local fields = entries[1][2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'kind' then redis.call('HINCRBY', KEYS[8], fields[i + 1], -1) end
+    end
+    redis.call('XDEL', KEYS[6], label)
+    redis.call('HINCRBY', KEYS[8], 'version', 1)
+  end
+end
+redis.call('HDEL', KEYS[1], 'example_id', 'highlights')
 redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
            'erased_at', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -303,10 +319,13 @@ class CommentStore:
         allowed: tuple[Status, ...] = (Status.PENDING,),
         note: str = "",
         author_id: str | None = None,
+        highlights: Mapping[str, list[str]] | None = None,
     ) -> DecideOutcome:
         """Store `decision` if the comment's status is one of `allowed`, with its audit event.
 
         `author_id` (the comment's author, for their counts) is read from Redis when not given.
+        `highlights` (label -> phrases of the text that drove its score) are kept beside the
+        decision, and erased with the text; without them, those already kept stay.
         """
         if author_id is None:
             comment = self.get(site, comment_id)
@@ -336,6 +355,7 @@ class CommentStore:
                 repr(decision.decided_at),
                 "1" if author_id else "0",
                 "1" if self.track_retention else "0",
+                json.dumps(dict(highlights)) if highlights else "",
             ],
         )
         code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
@@ -378,50 +398,6 @@ class CommentStore:
         newest = self.redis.xrevrange(KEYS.site_events(site), count=1)
         return newest[0][0].decode() if newest else "0-0"
 
-    def add_example(self, comment: Comment, label: str, labeler: str) -> None:
-        """Keep a human-labeled example for the scorers to learn from later."""
-        if comment.erased_at is not None:
-            return
-        scores = comment.decision.scores if comment.decision else {}
-        example_id = self.redis.xadd(
-            KEYS.examples(comment.site),
-            {
-                "comment": comment.id,
-                "content": comment.submission.content,
-                "scores": json.dumps(scores),
-                "label": label,
-                "labeler": labeler,
-            },
-            maxlen=1_000_000,
-            approximate=True,
-        )
-        self.redis.hset(KEYS.comment(comment.site, comment.id), "example_id", example_id)
-
-    def add_labeled_text(
-        self,
-        site: str,
-        text: str,
-        label: str,
-        labeler: str,
-        scores: Mapping[str, float] | None = None,
-    ) -> str:
-        """Keep a labeled text that is no stored comment (Akismet's submit-spam, Perspective's
-        suggested scores); its id."""
-        fields = {
-            "comment": "",
-            "content": text,
-            "scores": json.dumps(dict(scores or {})),
-            "label": label,
-            "labeler": labeler,
-        }
-        example_id = self.redis.xadd(
-            KEYS.examples(site),
-            fields,  # type: ignore[arg-type]
-            maxlen=1_000_000,
-            approximate=True,
-        )
-        return example_id.decode() if isinstance(example_id, bytes) else str(example_id)
-
     # --- erasing ----------------------------------------------------------------------------
 
     def forget(self, site: str, comment_id: str) -> None:
@@ -441,7 +417,7 @@ class CommentStore:
             pipe.execute()
 
     def erase(self, site: str, comment_id: str, actor: str) -> bool:
-        """Drop the comment's text and personal fields (and its labeled example); the status,
+        """Drop the comment's text and personal fields (and its label); the status,
         decision and audit trail stay, with an "erase" event. False if there is no comment."""
         result = self._erase(
             keys=[
@@ -450,8 +426,9 @@ class CommentStore:
                 KEYS.held(site),
                 KEYS.audit(site, comment_id),
                 KEYS.site_events(site),
-                KEYS.examples(site),
+                KEYS.labels(site),
                 KEYS.retention,
+                KEYS.label_stats(site),
             ],
             args=[comment_id, pending_member(site, comment_id), actor, repr(utc_now())],
         )
@@ -559,6 +536,7 @@ def _comment_from_hash(site: str, data: dict[bytes, bytes]) -> Comment:
         decision=Decision.from_storage(json.loads(decision)) if decision else None,
         erased_at=float(fields["erased_at"]) if "erased_at" in fields else None,
         is_check=fields.get("is_check") == "1",
+        highlights=json.loads(fields.get("highlights") or "{}"),
     )
 
 

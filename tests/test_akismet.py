@@ -18,6 +18,7 @@ from flask import Flask
 
 from moderation.app import create_app
 from moderation.keyspace import KEYS
+from moderation.labels import LabelStore
 from moderation.policies import PolicyStore
 from moderation.sites import SiteCredentials
 from tests.support.processes import (
@@ -35,7 +36,7 @@ SPAM = (
     "click here to order"
 )
 HAM = "Thanks for the thoughtful article; the section on budgets was very clear."
-BORDERLINE = "Nice post. More at http://example.com/tips"  # spam score ~0.71 by the lite scorer
+BORDERLINE = "Great read. I wrote about this too: example.com/tips"  # spam 0.61, repeated 0.81
 DEBUG = "X-akismet-debug-help"
 
 
@@ -68,11 +69,9 @@ def worker(redis_server, redis_client, tmp_path: Path) -> Iterator[None]:
         yield
 
 
-def examples(connection: redis.Redis, site: str = "news") -> list[dict[str, str]]:
-    return [
-        {key.decode(): value.decode() for key, value in fields.items()}
-        for _, fields in connection.xrange(KEYS.examples(site))
-    ]
+def labels(connection: redis.Redis, site: str = "news") -> list[tuple[str, str, str]]:
+    """The site's labels as (kind, text, source), oldest first."""
+    return [(x.kind.value, x.text, x.source) for x in LabelStore(connection).recent(site, 100)]
 
 
 # --- verify-key ------------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def test_spam_and_ham_through_the_client_and_a_worker(checker, worker, redis_cli
     # One-off checks: nothing held for moderators, nothing pending, nothing learned.
     assert redis_client.zcard(KEYS.held("news")) == 0
     assert redis_client.zcard(KEYS.pending) == 0
-    assert examples(redis_client) == []
+    assert labels(redis_client) == []
 
 
 def test_the_sites_spam_thresholds_decide(checker, worker, redis_client, settings) -> None:
@@ -188,31 +187,20 @@ def test_no_worker_in_time_is_a_503_the_client_reports(settings, site) -> None:
 # --- submit-spam / submit-ham ----------------------------------------------------------------
 
 
-def test_submissions_become_labeled_examples(checker, redis_client) -> None:
+def test_submissions_become_labels(checker, redis_client) -> None:
     assert checker.submit_spam(user_ip="203.0.113.5", comment_content=SPAM) is True
     assert checker.submit_ham(user_ip="198.51.100.7", comment_content=HAM, comment_author="Ann")
-    assert examples(redis_client) == [
-        {
-            "comment": "",
-            "content": SPAM,
-            "scores": "{}",
-            "label": "spam",
-            "labeler": "akismet:submit-spam",
-        },
-        {
-            "comment": "",
-            "content": HAM,
-            "scores": "{}",
-            "label": "ham",
-            "labeler": "akismet:submit-ham",
-        },
+    assert labels(redis_client) == [
+        ("spam", SPAM, "akismet:submit-spam"),
+        ("ok", HAM, "akismet:submit-ham"),
     ]
+    assert LabelStore(redis_client).counts("news") == {"spam": 1, "toxic": 0, "ok": 1, "other": 0}
 
 
 def test_test_submissions_are_never_learned(checker, redis_client) -> None:
     assert checker.submit_spam(user_ip="203.0.113.5", comment_content=SPAM, is_test=True)
     assert checker.submit_ham(user_ip="203.0.113.5", comment_content=HAM, is_test=True)
-    assert examples(redis_client) == []
+    assert labels(redis_client) == []
 
 
 # --- errors in Akismet's style -----------------------------------------------------------------

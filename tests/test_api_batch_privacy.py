@@ -8,6 +8,7 @@ import pytest
 from rq import Queue
 
 from moderation.keyspace import KEYS
+from moderation.labels import LabelStore
 from moderation.queue import SCORING_QUEUE
 from moderation.records import Action, Decision, utc_now
 from moderation.store import CommentStore
@@ -115,17 +116,19 @@ def test_delete_erases_text_and_personal_data_but_keeps_the_decision(client, aut
     assert redis_client.zcard(KEYS.held("news")) == 0  # gone from the review queue
 
 
-def test_erasure_is_audited_and_removes_the_labeled_example(client, auth, redis_client):
+def test_erasure_is_audited_and_removes_the_label(client, auth, redis_client):
     from moderation.moderators import ModeratorStore, Role
 
     held(client, redis_client, auth, "c-1")
     token = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"]).token
     moderator = {"Authorization": f"Bearer {token}"}
     client.post("/v1/review/news/c-1", json={"action": "reject"}, headers=moderator)
-    assert redis_client.xlen(KEYS.examples("news")) == 1
+    assert redis_client.xlen(KEYS.labels("news")) == 1
 
     client.delete("/v1/comments/c-1", headers=auth)
-    assert redis_client.xlen(KEYS.examples("news")) == 0
+    assert redis_client.xlen(KEYS.labels("news")) == 0
+    stats = LabelStore(redis_client)
+    assert stats.counts("news")["spam"] == 0 and stats.version("news") == 2  # labeled, erased
     events = client.get("/v1/review/news/c-1/audit", headers=moderator).get_json()["events"]
     assert (events[-1]["actor"], events[-1]["action"]) == ("site:news", "erase")
 

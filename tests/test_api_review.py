@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from moderation.cli import main
 from moderation.keyspace import KEYS
+from moderation.labels import LabelKind, LabelStore
 from moderation.moderators import ModeratorStore, Role
 from moderation.records import Action, Decision, utc_now
 from moderation.store import CommentStore
@@ -285,14 +286,11 @@ def test_one_comment_shows_the_authors_history(client, redis_client, sites, ann)
     assert item["content"] == "text of new"
 
 
-def test_moderator_decisions_are_kept_as_labeled_examples(client, redis_client, sites, ann):
+def test_moderator_decisions_are_labels(client, redis_client, sites, ann):
     hold(client, redis_client, sites["news"], "news", "c-1")
     client.post("/v1/review/news/c-1", json={"action": "reject"}, headers=ann)
 
-    examples = redis_client.xrange(KEYS.examples("news"))
-    assert len(examples) == 1
-    fields = {k.decode(): v.decode() for k, v in examples[0][1].items()}
-    assert fields["label"] == "rejected"
-    assert fields["content"] == "text of c-1"
-    assert json.loads(fields["scores"])["toxicity"] == 0.93
-    assert fields["labeler"] == "moderator:ann"
+    [label] = LabelStore(redis_client).recent("news", 10)
+    assert label.kind is LabelKind.TOXIC  # held for toxicity 0.93
+    assert (label.text, label.comment, label.source) == ("text of c-1", "c-1", "moderator:ann")
+    assert label.scores["toxicity"] == 0.93

@@ -22,6 +22,7 @@ from werkzeug.serving import make_server
 
 from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
 from tests.support.held import comment_body, store_hold
+from tests.support.processes import running_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -226,3 +227,25 @@ def test_markup_in_comments_is_shown_as_text(page: Page, live: Live) -> None:
         expect(content.locator("b")).to_have_count(0)
     assert page.evaluate("window.pwned") is None
     assert page.evaluate("typeof window.pwned") == "undefined"
+
+
+def test_the_words_that_drove_a_learned_score_are_highlighted(
+    page: Page, live: Live, redis_server, tmp_path: Path
+) -> None:
+    spam = "Hey guys check out my channel and subscribe <b>now</b> http://bit.ly/x www.y.example"
+    headers = {"Authorization": f"Bearer {live.api_key}"}
+    with running_worker(redis_server.url, tmp_path / "worker.log"):
+        log_in(page, live)
+        body = {"id": "c-1", "content": spam}  # held by a real worker, shown by the script
+        requests.post(f"{live.url}/v1/comments?wait=10", json=body, headers=headers, timeout=30)
+        marks = card(page, "c-1").locator(".content mark.driver")
+        expect(marks.first).to_be_visible()
+        page.reload()  # rendered by the server
+        expect(marks.first).to_be_visible()
+    record = live.record("c-1")
+    quoted = [r for r in record["decision"]["reasons"] if r.startswith("spam ")]
+    assert quoted and '"' in quoted[0], record["decision"]["reasons"]
+    for text in marks.all_text_contents():
+        assert text.lower() in spam.lower() and text in quoted[0]
+    expect(card(page, "c-1").locator(".content")).to_have_text(spam)  # markup stays text
+    expect(card(page, "c-1").locator(".content b")).to_have_count(0)

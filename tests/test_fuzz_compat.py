@@ -219,11 +219,11 @@ def test_suggestscore_answers_any_body_and_keeps_one_example_per_success(
     @hypothesis.settings(BOUNDED, max_examples=60 * SCALE)
     @hypothesis.given(suggest_bodies())
     def suggest(body: Any) -> None:
-        before = redis_client.xlen(KEYS.examples("news"))
+        before = redis_client.xlen(KEYS.labels("news"))
         response = client.post(
             f"{SUGGEST}?key={site.api_key}", data=encode(body), content_type="application/json"
         )
-        after = redis_client.xlen(KEYS.examples("news"))
+        after = redis_client.xlen(KEYS.labels("news"))
         if response.status_code != 200:
             google_error(response)
             assert after == before
@@ -322,14 +322,14 @@ def test_akismet_answers_any_form_in_its_own_texts(
     @hypothesis.settings(BOUNDED, max_examples=30 * SCALE)
     @hypothesis.given(akismet_forms(site.api_key))
     def post(form: dict[str, str]) -> None:
-        before = redis_client.xlen(KEYS.examples("news"))
+        before = redis_client.xlen(KEYS.labels("news"))
         data = urlencode(form, errors="surrogatepass")
         response = client.post(
             f"/1.1/{path}", data=data, content_type="application/x-www-form-urlencoded"
         )
         answer = assert_akismet_text(response)
         answers[answer.split(":")[0]] += 1
-        learned = redis_client.xlen(KEYS.examples("news")) - before
+        learned = redis_client.xlen(KEYS.labels("news")) - before
         if path.startswith("submit-"):
             test_only = form.get("is_test", "0") not in ("", "0")
             assert learned == (1 if answer == THANKS and not test_only else 0), (answer, form)

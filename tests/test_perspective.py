@@ -186,10 +186,11 @@ def test_client_library_suggests_a_score(
         community_id="Coral:https://news.example/",
     )
     assert answer == {"clientToken": "comment:42"}
-    [(_, example)] = redis_client.xrange(KEYS.examples("news"))
-    assert example[b"content"] == b"an ugly remark"
-    assert example[b"label"] == b"rejected"
-    assert json.loads(example[b"scores"]) == {"toxicity": 1.0}  # the suggestion, by label
+    [(_, fields)] = redis_client.xrange(KEYS.labels("news"))
+    assert fields[b"content"] == b"an ugly remark"
+    assert fields[b"kind"] == b"toxic"
+    assert fields[b"source"] == b"perspective:suggestscore:Coral:https://news.example/"
+    assert json.loads(fields[b"details"]) == {"suggested": {"toxicity": 1.0}}  # by label
 
 
 # --- Coral Talk's request bodies --------------------------------------------------------------
@@ -210,10 +211,10 @@ def test_coral_talk_analyze_and_suggest_bodies(
     assert suggested.status_code == 200 and suggested.get_json() == {"clientToken": "comment:c-7"}
     rejected = coral_suggest("You idiot.", "c-8", approved=False)
     assert client.post(SUGGEST + key, json=rejected).get_json() == {"clientToken": "comment:c-8"}
-    examples = [fields for _, fields in redis_client.xrange(KEYS.examples("news"))]
-    assert [(e[b"content"], e[b"label"]) for e in examples] == [
-        (b"Thanks!", b"approved"),
-        (b"You idiot.", b"rejected"),
+    labels = [fields for _, fields in redis_client.xrange(KEYS.labels("news"))]
+    assert [(e[b"content"], e[b"kind"]) for e in labels] == [
+        (b"Thanks!", b"ok"),
+        (b"You idiot.", b"toxic"),
     ]
 
 

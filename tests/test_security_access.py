@@ -123,6 +123,7 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ("/v1/site", "PUT"): Call(
         SITE, "PUT", "/v1/site", {"callback_url": "https://93.184.215.14/hook"}, foreign=OK
     ),
+    ("/v1/models", "GET"): Call(SITE, "GET", "/v1/models", foreign=OK),
     # host sites through the Akismet-compatible API (the key in the form)
     ("/1.1/comment-check", "POST"): Call(
         AKISMET,
@@ -257,7 +258,8 @@ class World:
             "held": r.zrange(KEYS.held("news"), 0, -1),
             "site": r.hgetall(KEYS.site("news")),
             "policy": r.get(KEYS.policy("news")),
-            "examples": r.xrange(KEYS.examples("news")),
+            "labels": r.xrange(KEYS.labels("news")),
+            "label stats": r.hgetall(KEYS.label_stats("news")),
         }
 
 

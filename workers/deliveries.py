@@ -117,7 +117,7 @@ def deliver_webhook(site: str, comment_id: str) -> dict[str, Any]:
     if not context.settings.secret_key:
         raise DeliveryFailed("MODERATION_SECRET_KEY is not set: webhooks cannot be signed")
     secret = keys.webhook_secret(context.settings.secret_key, site, found.webhook_nonce)
-    body = webhook_body(site, comment.record())
+    body = webhook_body(site, comment.record(quote_text=False))
     result = attempt_delivery(url, body, secret, context.settings)
     unsafe = result.error is not None and result.error.startswith("unsafe destination")
     attempt = {

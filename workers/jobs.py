@@ -17,8 +17,8 @@ from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
 from moderation.store import SCORING_FAILED, CommentStore
 from workers.runtime import WorkerRuntime, current_runtime, runtime_started
-from workers.scoring.pipeline import Scored, score_comments
-from workers.scoring.spam import text_fingerprint
+from workers.scoring.pipeline import Scored, Scorers, explained_reasons, score_comments
+from workers.scoring.spam_signals import text_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,10 @@ def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]
         )
         for comment in comments
     ]
+    site_models = runtime.site_models.for_sites(comment.site for comment in comments)
     started = time.perf_counter()
-    scored = score_comments(runtime.toxicity, comments, activity)
+    scorers = Scorers(runtime.toxicity, runtime.spam)
+    scored = score_comments(scorers, comments, activity, site_models)
     elapsed = time.perf_counter() - started
     runtime.metrics.observe_scoring(runtime.toxicity.name, elapsed, comments=len(comments))
     return scored
@@ -66,8 +68,9 @@ def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
 
 def auto_decision(
     runtime: WorkerRuntime, comment: Comment, scored: Scored | None = None
-) -> Decision:
-    """Apply the site's policy to the comment's scores (scoring it now unless `scored`)."""
+) -> tuple[Decision, dict[str, list[str]]]:
+    """Apply the site's policy to the comment's scores (scoring it now unless `scored`); also
+    the phrases of the text that drove the learned scores named in its reasons."""
     rules = runtime.policies.get(comment.site)
     if scored is None:
         scored = score_batch(runtime, [comment])[0]
@@ -76,17 +79,20 @@ def auto_decision(
         link_count=scored.signals.link_count,
         honeypot_filled=scored.signals.honeypot_filled,
         spam_signals=scored.signals.spam_signals,
+        learned_toxicity=scored.signals.learned_toxicity,
     )
     verdict = policy.decide(scored.scores, signals, rules)
-    return Decision(
+    reasons, highlights = explained_reasons(verdict.reasons, scored.explanations)
+    decision = Decision(
         action=verdict.action,
-        reasons=verdict.reasons,
+        reasons=reasons,
         scores=scored.scores,
         models=scored.models,
         decided_by="auto",
         decided_at=utc_now(),
         policy_version=rules.version,
     )
+    return decision, highlights
 
 
 def score_comment(site: str, comment_id: str) -> dict[str, Any]:
@@ -102,9 +108,11 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
         return {"outcome": "erased"}
     if comment.status is not Status.PENDING:
         return {"outcome": "already_decided", "status": comment.status.value}
-    decision = auto_decision(runtime, comment, scored)
+    decision, highlights = auto_decision(runtime, comment, scored)
     author_id = comment.submission.author.get("id", "")
-    outcome = runtime.store.decide(site, comment_id, decision, author_id=author_id)
+    outcome = runtime.store.decide(
+        site, comment_id, decision, author_id=author_id, highlights=highlights
+    )
     if not outcome.stored:
         return {"outcome": "already_decided"}
     runtime.outbox.flush(site, comment_id, comment)

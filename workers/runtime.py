@@ -13,16 +13,20 @@ from dataclasses import dataclass, field
 
 from moderation import settings as settings_module
 from moderation.deliveries import Outbox
+from moderation.labels import LabelStore
 from moderation.metrics import RedisCounters
+from moderation.model_registry import ModelRegistry
 from moderation.policies import PolicyStore
-from moderation.queue import DeliveryEnqueuer, ScoringEnqueuer
+from moderation.queue import DeliveryEnqueuer, LearningEnqueuer, ScoringEnqueuer
 from moderation.records import Comment
 from moderation.services import connect
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
 from moderation.wordlists import WordList, compile_words
+from workers.learning.model_cache import SiteModelCache
 from workers.scoring.pipeline import Scored
+from workers.scoring.spam import SpamScorer
 from workers.scoring.toxicity import ToxicityScorer, load_toxicity_scorer, warm_up
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,12 @@ class WorkerRuntime:
     enqueue: ScoringEnqueuer
     metrics: RedisCounters
     toxicity: ToxicityScorer
+    spam: SpamScorer
+    sites: SiteStore
+    labels: LabelStore
+    registry: ModelRegistry
+    site_models: SiteModelCache
+    learning: LearningEnqueuer
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
     #: Scores computed for a whole batch, taken by each comment's job (see workers/worker.py).
     prescored: dict[tuple[str, str], tuple[Comment, Scored]] = field(default_factory=dict)
@@ -93,9 +103,12 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         toxicity.name,
         getattr(toxicity, "precision", "n/a"),
     )
+    spam = SpamScorer.from_file(settings.spam_model)
+    log.info("spam model ready: %s", spam.name)
     connection = connect(settings.redis_url)
     store = CommentStore(connection, track_retention=settings.retention_days > 0)
     sites = SiteStore(connection, settings.secret_key)
+    registry = ModelRegistry(connection)
     _runtime = WorkerRuntime(
         settings=settings,
         store=store,
@@ -104,6 +117,17 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         enqueue=ScoringEnqueuer(connection, settings),
         metrics=RedisCounters(connection),
         toxicity=toxicity,
+        spam=spam,
+        sites=sites,
+        labels=LabelStore(connection),
+        registry=registry,
+        site_models=SiteModelCache(
+            registry,
+            spam_base=spam.name,
+            toxicity_base=toxicity.name,
+            enabled=settings.learning,
+        ),
+        learning=LearningEnqueuer(connection, settings),
     )
     return _runtime
 

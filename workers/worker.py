@@ -135,11 +135,13 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         """Register with RQ, and say which models this worker loaded (read by /readyz). Also
         called again when Redis lost the registration (see RidesOutOutages)."""
         super().register_birth()
-        toxicity = current_runtime().toxicity
+        runtime = current_runtime()
+        toxicity = runtime.toxicity
         models = {
             "toxicity": toxicity.name,
             "precision": getattr(toxicity, "precision", "n/a"),
             "labels": ",".join(toxicity.labels),  # what the Perspective API can offer
+            "spam": runtime.spam.name,
         }
         WorkerModels(self.connection).register(self.name, models)
 
@@ -148,10 +150,14 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         super().register_death()
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's periodic clean-up, the sweeper, and erasing comments past their retention."""
+        """RQ's periodic clean-up, the sweeper, erasing comments past their retention, and
+        retraining sites whose labels changed without a job for it (erasures, lost jobs)."""
         super().run_maintenance_tasks()
         runtime = current_runtime()
         sweep(runtime.store.redis, runtime.store, runtime.enqueue, runtime.settings.sweep_after)
+        if runtime.settings.learning:
+            for site in runtime.labels.untrained_sites(runtime.sites.names()):
+                runtime.learning(site)
         days = runtime.settings.retention_days
         if days > 0:
             erased = runtime.store.erase_approved_before(utc_now() - days * 86400)

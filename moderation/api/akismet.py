@@ -26,6 +26,7 @@ from moderation.akismet_protocol import (
 )
 from moderation.checks import check_now
 from moderation.errors import REDIS_RETRY_AFTER
+from moderation.labels import LabelKind
 from moderation.services import services
 from moderation.store import SCORING_FAILED
 
@@ -93,26 +94,26 @@ def comment_check() -> Response:
     return text(answer.body, headers=answer.headers)
 
 
-def submit(label: str) -> Response:
-    """Keep the text as a labeled example for the site (nothing with `is_test`)."""
+def submit(verdict_name: str, kind: LabelKind) -> Response:
+    """The text becomes a label for the site's learning (nothing with `is_test`)."""
     form = request.form
     site = authenticated_site(form)
     require(form, "user_ip", "comment_content")
     submission = submission_from(form)
     if not is_set(form.get("is_test")):
-        labeler = f"akismet:submit-{label}"
-        services().comments.add_labeled_text(site, submission.content, label, labeler)
+        source = f"akismet:submit-{verdict_name}"
+        services().labels.label_text(site, submission.content, kind, source)
     return text(THANKS)
 
 
 @blp.post("/submit-spam")
 def submit_spam() -> Response:
-    return submit("spam")
+    return submit("spam", LabelKind.SPAM)
 
 
 @blp.post("/submit-ham")
 def submit_ham() -> Response:
-    return submit("ham")
+    return submit("ham", LabelKind.OK)
 
 
 @blp.post("/verify-key")

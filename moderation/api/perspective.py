@@ -147,14 +147,17 @@ def analyze() -> Any:
 
 @blp.route("/comments:suggestscore", methods=["POST"])
 def suggestscore() -> Any:
-    """Perspective's SuggestCommentScore: kept as a labeled example for the site."""
+    """Perspective's SuggestCommentScore: a label for the site's learning."""
     suggestion = parse_suggest(json_body())
-    label = suggested_label(suggestion.scores)
-    labeler = "perspective:suggestscore"
+    source = "perspective:suggestscore"
     if suggestion.community_id:
-        labeler += f":{suggestion.community_id[:200]}"
-    services().comments.add_labeled_text(
-        g.site, suggestion.text, label, labeler, scores=suggestion.scores
+        source += f":{suggestion.community_id[:200]}"
+    services().labels.label_text(
+        g.site,
+        suggestion.text,
+        suggested_label(suggestion.scores),
+        source,
+        details={"suggested": suggestion.scores},
     )
     answer: dict[str, Any] = {}
     if suggestion.client_token is not None:

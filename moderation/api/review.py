@@ -10,6 +10,7 @@ from flask.views import MethodView
 from moderation.api import Blueprint
 from moderation.auth import authenticate_moderator, current_moderator
 from moderation.errors import ApiError
+from moderation.labels import LabelKind
 from moderation.records import Action
 from moderation.schemas import (
     AuditSchema,
@@ -56,9 +57,20 @@ def queue(query: dict[str, Any]) -> dict[str, Any]:
 def bulk(body: dict[str, Any]) -> dict[str, Any]:
     """Approve or reject a list of comments of one site; one result per id, in order."""
     results = services().review.decide_many(
-        current_moderator(), body["site"], body["ids"], Action(body["action"]), body["note"]
+        current_moderator(),
+        body["site"],
+        body["ids"],
+        Action(body["action"]),
+        body["note"],
+        **decision_options(body),
     )
     return {"results": results}
+
+
+def decision_options(body: dict[str, Any]) -> dict[str, Any]:
+    """`overturn` and `label` of a decision body, as ReviewService takes them."""
+    label = body.get("label")
+    return {"overturn": body["overturn"], "label": LabelKind(label) if label else None}
 
 
 @blp.route("/<site>/<path:comment_id>")
@@ -75,9 +87,15 @@ class ReviewComment(MethodView):
     @blp.response(200, CommentRecordSchema)
     @blp.alt_response(409, description="Already decided by someone else; `current` is its state.")
     def post(self, body: dict[str, Any], site: str, comment_id: str) -> dict[str, Any]:
-        """Approve or reject a held (or still pending) comment, with an optional note."""
+        """Approve or reject a held (or still pending) comment, with an optional note; with
+        `overturn`, a comment in any state. Every decision is a label for the site's models."""
         return services().review.decide(
-            current_moderator(), site, comment_id, Action(body["action"]), body["note"]
+            current_moderator(),
+            site,
+            comment_id,
+            Action(body["action"]),
+            body["note"],
+            **decision_options(body),
         )
 
 

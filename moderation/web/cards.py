@@ -62,6 +62,32 @@ def score_bars(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> 
     return sorted(bars, key=lambda bar: (not bar["over"], -bar["value"], bar["label"]))
 
 
+def content_parts(content: str, highlights: Mapping[str, list[str]]) -> list[dict[str, str]]:
+    """The comment in pieces, each `{"text", "label"}`: `label` names the learned score a piece
+    drove ("spam"), "" for the rest. Phrases are found case-insensitively; overlaps merge."""
+    lowered = content.lower()
+    spans: list[tuple[int, int, str]] = []
+    for label, phrases in highlights.items():
+        for phrase in phrases:
+            needle, start = phrase.lower(), 0
+            while needle and (found := lowered.find(needle, start)) >= 0:
+                spans.append((found, found + len(needle), label))
+                start = found + len(needle)
+    parts: list[dict[str, str]] = []
+    position = 0
+    for start, end, label in sorted(spans):
+        if end <= position:
+            continue
+        start = max(start, position)
+        if start > position:
+            parts.append({"text": content[position:start], "label": ""})
+        parts.append({"text": content[start:end], "label": label})
+        position = end
+    if position < len(content) or not parts:
+        parts.append({"text": content[position:], "label": ""})
+    return parts
+
+
 def card(item: Mapping[str, Any], thresholds: Mapping[str, float]) -> dict[str, Any]:
     """A review item (record + site, content, author, context, author_history) as a card."""
     decision = item.get("decision") or {}
@@ -76,6 +102,7 @@ def card(item: Mapping[str, Any], thresholds: Mapping[str, float]) -> dict[str, 
         "id": item["id"],
         "status": item.get("status", ""),
         "content": item.get("content", ""),
+        "content_parts": content_parts(item.get("content", ""), item.get("highlights") or {}),
         "submitted_at": item.get("submitted_at", ""),
         "submitted_label": time_label(item.get("submitted_at", "")),
         "author": {

@@ -1,17 +1,22 @@
-"""Scores one comment with every scorer and names the models that did it."""
+"""Scores a batch of comments with every scorer, the sites' own models included, and names the
+exact models that did it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from moderation.policy import Signals
-from moderation.records import ActivityCounts, Comment
-from workers.scoring.spam import SpamContext, SpamResult, score_spam
+from moderation.records import BASE_TOXICITY, ActivityCounts, Comment
+from workers.learning.explain import Explanation, top_phrases
+from workers.learning.linear import LinearModel
+from workers.learning.site_models import SiteModels, sigmoid, toxicity_inputs
+from workers.scoring.spam import SpamResult, SpamScorer
+from workers.scoring.spam_signals import SpamContext
 from workers.scoring.toxicity import ToxicityScorer
 
-#: Names the spam scorer in each decision's `models`; bump it when the signals change.
-SPAM_MODEL = "signals-v1"
+#: Learned scores from this value up are explained (the phrases that drove them).
+EXPLAIN_FROM = 0.5
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,14 @@ class Scored:
     scores: dict[str, float]
     signals: Signals
     models: dict[str, str]
+    #: "spam" / "toxicity" -> what drove that learned score, when it is high
+    explanations: dict[str, Explanation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scorers:
+    toxicity: ToxicityScorer
+    spam: SpamScorer
 
 
 def spam_context(comment: Comment, activity: ActivityCounts) -> SpamContext:
@@ -34,7 +47,35 @@ def spam_context(comment: Comment, activity: ActivityCounts) -> SpamContext:
     )
 
 
-def combine(toxicity: dict[str, float], spam: SpamResult, toxicity_model: str) -> Scored:
+def score_comments(
+    scorers: Scorers,
+    comments: Sequence[Comment],
+    activity: Sequence[ActivityCounts],
+    site_models: Mapping[str, SiteModels],
+) -> list[Scored]:
+    """Score a batch: one toxicity model pass, the spam model, then each site's own models."""
+    texts = [c.submission.content for c in comments]
+    models = [site_models.get(c.site, SiteModels()) for c in comments]
+    toxicity = scorers.toxicity.score(texts)
+    contexts = [spam_context(c, a) for c, a in zip(comments, activity, strict=True)]
+    spam = scorers.spam.score(texts, contexts, [m.spam for m in models])
+    learned = _site_toxicity(texts, toxicity, [m.toxicity for m in models], scorers.toxicity)
+    scored = []
+    for i, text in enumerate(texts):
+        result = _combine(toxicity[i], spam[i], scorers.toxicity.name)
+        explanations = {}
+        if spam[i].score >= EXPLAIN_FROM:
+            explanations["spam"] = scorers.spam.explain(text, spam[i], models[i].spam)
+        if learned[i] is not None:
+            model = models[i].toxicity
+            result = _with_site_toxicity(result, float(learned[i]), model.name)  # type: ignore[union-attr]
+            if learned[i] >= EXPLAIN_FROM:
+                explanations["toxicity"] = _explain_toxicity(model, text)  # type: ignore[arg-type]
+        scored.append(Scored(result.scores, result.signals, result.models, explanations))
+    return scored
+
+
+def _combine(toxicity: dict[str, float], spam: SpamResult, toxicity_model: str) -> Scored:
     """One comment's scores: every toxicity label, plus `spam`, each clamped to [0, 1]."""
     scores = {label: min(1.0, max(0.0, float(value))) for label, value in toxicity.items()}
     scores["spam"] = min(1.0, max(0.0, spam.score))
@@ -43,17 +84,52 @@ def combine(toxicity: dict[str, float], spam: SpamResult, toxicity_model: str) -
         honeypot_filled=any(signal.name == "honeypot" for signal in spam.signals),
         spam_signals=tuple(signal.detail for signal in spam.signals),
     )
-    return Scored(scores, signals, {"toxicity": toxicity_model, "spam": SPAM_MODEL})
+    return Scored(scores, signals, {"toxicity": toxicity_model, "spam": spam.model})
 
 
-def score_comments(
-    toxicity_scorer: ToxicityScorer,
-    comments: Sequence[Comment],
-    activity: Sequence[ActivityCounts],
-) -> list[Scored]:
-    """Score a batch: one toxicity forward pass, then the spam signals per comment."""
-    toxicity = toxicity_scorer.score([c.submission.content for c in comments])
-    return [
-        combine(tox, score_spam(c.submission.content, spam_context(c, act)), toxicity_scorer.name)
-        for c, tox, act in zip(comments, toxicity, activity, strict=True)
-    ]
+def _site_toxicity(
+    texts: Sequence[str],
+    toxicity: Sequence[Mapping[str, float]],
+    models: Sequence[LinearModel | None],
+    scorer: ToxicityScorer,
+) -> list[float | None]:
+    """Each text's score from its site's toxicity model (None where the site has none)."""
+    learned: list[float | None] = [None] * len(texts)
+    for model in {id(m): m for m in models if m is not None}.values():
+        rows = [i for i, m in enumerate(models) if m is model]
+        inputs = toxicity_inputs([toxicity[i] for i in rows], scorer.labels)
+        scores = sigmoid(model.logits_of([texts[i] for i in rows], inputs))
+        for row, score in zip(rows, scores, strict=True):
+            learned[row] = float(score)
+    return learned
+
+
+def _with_site_toxicity(scored: Scored, score: float, model: str) -> Scored:
+    """The site's learned toxicity in place of the model's own (kept as `base_toxicity`)."""
+    scores = dict(scored.scores)
+    scores[BASE_TOXICITY] = scores["toxicity"]
+    scores["toxicity"] = min(1.0, max(0.0, score))
+    signals = replace(scored.signals, learned_toxicity=True)
+    return Scored(scores, signals, {**scored.models, "toxicity": model})
+
+
+def _explain_toxicity(model: LinearModel, text: str) -> Explanation:
+    return Explanation(top_phrases(model.text_featurizer, text, model.text_weights()))
+
+
+def explained_reasons(
+    reasons: list[str], explanations: Mapping[str, Explanation]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The policy's reasons with each learned score's notes (`spam 0.94 >= 0.70: 3 links`),
+    and the phrases to quote and highlight for those labels."""
+    noted, highlights = [], {}
+    for reason in reasons:
+        label = reason.split(" ", 1)[0]
+        explanation = explanations.get(label)
+        if explanation and label not in highlights:
+            if explanation.notes:
+                reason = f"{reason}: {', '.join(explanation.notes)}"
+            if explanation.phrases:
+                highlights[label] = list(explanation.phrases)
+        noted.append(reason)
+    return noted, highlights

@@ -1,491 +1,136 @@
-"""Explainable spam scoring: named signals combined by a logistic function.
+"""The spam score: a learned model of the text, refined by the site's own model when it has one,
+plus the hand-set context signals.
 
-Pure functions only (no I/O, no Redis). Each signal that fires contributes
-``weight = coefficient * strength`` in log-odds units; the score is
-``sigmoid(BIAS + sum(weights))``. Text coefficients were fitted with logistic regression on
-YouTube Spam Collection videos 01+02 only, then rounded and hard-coded here; context
-coefficients (honeypot, duplicates, bursts, author fields) are set by hand because the
-labeled data has no such counters. See ``bench/spam_eval.py`` to reproduce.
+    logit = learned(text)                                          without context signals
+    logit = max(learned(text), plain comment) + sum(their weights)  with them
+    score = sigmoid(logit)
+
+`learned` is the base model (`workers/learning/models/spam-base.npz`, trained on public comment
+spam by `workers.learning.build_spam_base`) or, once the site's labels have trained one, the
+site's model over the base model's logit and the text. Context signals (honeypot, repeated
+text, bursts, author fields) have no public labeled data, so their weights are set by hand in
+`workers.scoring.spam_signals`, against a plain comment (`PLAIN_COMMENT_LOGIT`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
-import math
-import re
-import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
+from pathlib import Path
 
+import numpy as np
 
-@dataclass(frozen=True)
-class SpamContext:
-    """What the service knows about a submission beyond its text (counters come from Redis)."""
+from workers.learning.explain import Explanation, top_phrases
+from workers.learning.linear import LinearModel
+from workers.learning.site_models import sigmoid
+from workers.scoring.spam_signals import (
+    PLAIN_COMMENT_LOGIT,
+    SpamContext,
+    SpamSignal,
+    clean_text,
+    context_signals,
+    count_links,
+    text_signals,
+)
 
-    honeypot_filled: bool = False
-    author_name: str | None = None
-    author_email: str | None = None
-    author_url: str | None = None
-    duplicate_count: int = 1  # same or nearly the same text on this site in the window, incl. this
-    author_burst: int = 1  # comments by this author id within the burst window, incl. this
-    ip_burst: int = 1  # comments from this IP within the burst window, incl. this
+#: The base model the service ships (built by `python -m workers.learning.build_spam_base`).
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "learning" / "models" / "spam-base.npz"
 
-
-@dataclass(frozen=True)
-class SpamSignal:
-    """One piece of evidence: a stable machine name, its log-odds weight and an explanation."""
-
-    name: str
-    weight: float
-    detail: str
+#: Text signals worth naming in a reason when they pushed the score up (the others are
+#: phrases, which the quoted words show better).
+NOTED_TEXT_SIGNALS = frozenset(
+    {"links", "link_shortener", "obfuscated_link", "phone_number", "email_in_text", "shouting"}
+)
 
 
 @dataclass(frozen=True)
 class SpamResult:
-    """The combined score in [0, 1], the link count and the signals that fired, strongest first."""
+    """The score in [0, 1], the link count, the signals that pushed it up (strongest first), and
+    the exact model that scored it."""
 
     score: float
     link_count: int
     signals: tuple[SpamSignal, ...]
+    model: str
 
 
-# --- weights (log-odds) -----------------------------------------------------------------------
+class SpamScorer:
+    """Scores texts with the base model and, per text, the site's model (if any)."""
 
-BIAS = -2.5
+    def __init__(self, base: LinearModel) -> None:
+        self.base = base
+        self.name = base.name
+        self._text_featurizer = base.text_featurizer
 
-# Text signals. Logistic regression on YouTube videos 01+02 (bench/spam_eval.py --fit) gave:
-# intercept -2.5, self_promotion 4.7, links 4.1, own_content 3.7, call_to_action 3.5,
-# link_density 2.0, money_offer 1.7, obfuscated_link 1.1 (7 examples), shouting 0.1,
-# excessive_punctuation 0.3. Rounded, and links/own_content tempered so that one link or a
-# mention of "my blog" in an otherwise clean comment stays below the 0.7 hold threshold.
-# Signals absent from that data (pharma, gambling, loans, adult, shorteners, contact details)
-# are set by hand.
-TEXT_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {
-        "links": 3.0,
-        "link_density": 2.0,
-        "link_shortener": 1.5,
-        "obfuscated_link": 2.5,
-        "self_promotion": 4.5,
-        "own_content": 2.5,
-        "call_to_action": 3.0,
-        "money_offer": 2.0,
-        "pharma": 3.5,
-        "crypto_finance": 2.0,
-        "gambling": 3.0,
-        "loans": 2.5,
-        "adult": 3.0,
-        "phone_number": 1.5,
-        "email_in_text": 1.5,
-        "shouting": 0.3,
-        "excessive_punctuation": 0.3,
-    }
-)
+    @classmethod
+    def from_file(cls, path: Path | None = None) -> SpamScorer:
+        """The base model in `path`, or the shipped one."""
+        return cls(LinearModel.load(path or SHIPPED_MODEL))
 
-# Context signals: set by hand (no labeled counters exist to fit them).
-HONEYPOT_WEIGHT = 6.0  # alone: sigmoid(BIAS + 6) ~ 0.97
-AUTHOR_URL_PRAISE_WEIGHT = 3.5  # short generic praise + author URL: held
-AUTHOR_NAME_WEIGHT = 2.0
+    def base_logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self.base.logits_of(texts)
 
-# --- patterns ---------------------------------------------------------------------------------
+    def score(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[SpamContext],
+        site_models: Sequence[LinearModel | None],
+    ) -> list[SpamResult]:
+        """One result per text; `site_models[i]` is the model of text i's site, or None."""
+        base = self.base_logits(texts)
+        learned = base.copy()
+        for model in {id(m): m for m in site_models if m is not None}.values():
+            rows = [i for i, m in enumerate(site_models) if m is model]
+            chosen = [texts[i] for i in rows]
+            learned[rows] = model.logits_of(chosen, base[rows].reshape(-1, 1))
+        results = []
+        for i, text in enumerate(texts):
+            site_model = site_models[i]
+            cleaned = clean_text(text)
+            fired = self._text_evidence(cleaned, site_model)
+            context = list(context_signals(cleaned, contexts[i]))
+            fired += context
+            logit = learned[i]
+            if context:
+                logit = max(logit, PLAIN_COMMENT_LOGIT) + sum(s.weight for s in context)
+            fired.sort(key=lambda s: (-s.weight, s.name))
+            results.append(
+                SpamResult(
+                    score=float(sigmoid(np.array(logit))),
+                    link_count=count_links(cleaned),
+                    signals=tuple(s for s in fired if s.weight > 0),
+                    model=site_model.name if site_model else self.name,
+                )
+            )
+        return results
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\u00ad\ufeff]")
-_HREF = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>""", re.IGNORECASE)
-_HTML_TAG = re.compile(r"</?[a-z][a-z0-9]*(?:\s[^<>]*)?/?>", re.IGNORECASE)
+    @property
+    def _text_names(self) -> tuple[str, ...]:
+        return self._text_featurizer.signal_names
 
-# Common TLDs for bare domains. Short ones that are also English words (in, it, is, to, us,
-# at, no, so, do, go, am, as) are left out to avoid counting "log.in" or "do.it".
-_TLDS = (
-    "com|net|org|info|biz|edu|gov|io|co|ly|gl|gd|be|me|tv|cc|ws|fm|am|ru|de|uk|pl|fr|es|nl|"
-    "br|ca|au|jp|cn|kr|ch|se|cz|eu|su|ua|xyz|top|site|online|club|shop|store|app|live|link|"
-    "click|win|bid|loan|vip|icu|pw|tk|ml|ga|cf|gq|buzz|blog|news|pro|mobi|asia|tokyo"
-)
-_LINK = re.compile(
-    r"(?:https?://|ftp://)[^\s<>\"']+"
-    r"|\bwww\.[^\s<>\"']+"
-    r"|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + _TLDS + r")"
-    r"(?![\w-])(?:[/?#][^\s<>\"']*)?",
-    re.IGNORECASE,
-)
-_SHORTENER = re.compile(
-    r"(?<![\w.-])(?:bit\.ly|goo\.gl|tinyurl\.com|t\.co|ow\.ly|is\.gd|buff\.ly|adf\.ly|bit\.do|"
-    r"cutt\.ly|rebrand\.ly|shorturl\.at|tiny\.cc|rb\.gy|v\.gd|s\.id|lnkd\.in|soo\.gd|"
-    r"clck\.ru|shorte\.st|ouo\.io|linktr\.ee)(?:/|\b)",
-    re.IGNORECASE,
-)
-_OBFUSCATED_LINK = re.compile(
-    r"\b[a-z0-9-]{2,}\s*(?:\s\.|\.\s|[(\[{]\s*dot\s*[)\]}])\s*(?:com|net|org|info|biz|ru)\b"
-    r"|\bwatch\?v=[\w-]{6,}"
-    r"|\b(?:youtube|facebook|instagram|twitter|twitch|soundcloud|tiktok|fb|ig)\s*/\s*\w{3,}",
-    re.IGNORECASE,
-)
-_EMAIL = re.compile(r"[\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}", re.IGNORECASE)
-_PHONE = re.compile(
-    r"(?<![\w+])(?:"
-    r"\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]?\d{2,4}){1,4}"  # +44 7911 123456
-    r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # (555) 123-4567, 555.123.4567
-    r"|0\d{9,10}"  # 08452810075
-    r")(?!\w)"
-)
-_SHOUT_LETTERS = 15
-_EXCESS_PUNCT = re.compile(r"!{3,}|\${2,}|\?{4,}|(?:[!?]\s*){5,}")
-_WORD = re.compile(r"\S+")
-_REPEAT = re.compile(r"(\w)\1{2,}")  # "plzzz" -> "plz" for phrase matching
-_REPEAT_ANY = re.compile(r"(\w)\1+")  # fingerprint: "channnel" == "channel" == "chanel"
+    def text_weights(self, site_model: LinearModel | None) -> np.ndarray:
+        """The weights the text's features end up with: the base model's, or the site model's
+        own plus its weight on the base logit times the base model's."""
+        weights = self.base.text_weights()
+        if site_model is None:
+            return weights
+        return site_model.text_weights() + site_model.input_weight("base_spam_logit") * weights
 
-# Phrase groups: (signal name, ((label, pattern), ...)). Labels, not the matched text, go into
-# the detail, so details never echo what the commenter wrote.
-_PLEASE = r"(?:please|pls|plz|plse|pleas|kindly)"
-_PHRASES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    (
-        "self_promotion",
-        (
-            (
-                "check out my channel",
-                r"\b(?:check(?:ing|ed)?|watch|listen\s+to|look\s+at|view)\s+(?:out\s+)?"
-                r"(?:some\s+of\s+)?(?:my|our)\b|\bcheck\s+out\s+.{0,40}\bchannel\b",
-            ),
-            ("check me out", r"\bcheck\s+(?:me|us)\s+out\b"),
-            (
-                "subscribe",
-                r"\b(?:sub|subs|subscribe|subscribes)\s+(?:to\s+)?(?:me|my|our|us|him|her)\b"
-                r"|\b(?:please|pls|plz|pleas|and|guys|everyone|pl[sz]e)\s+subscribe\b"
-                r"|^\W*subscribe\b",
-            ),
-            ("sub for sub", r"\bsub\s*(?:4|for)\s*sub|\bsub\s+back\b|\bsubscribe\s+back\b"),
-            (
-                "follow me",
-                r"\bfollow\s+(?:me|us)\b|\bfollow\s*(?:4|for)\s*follow\b"
-                r"|\bfollow\s+(?:my|our)\s+(?:channel|page|blog|instagram|insta|twitter|ig)\b",
-            ),
-            ("like for like", r"\blike\s*(?:4|for)\s*like\b|\bl4l\b|\bf4f\b"),
-            ("add me", r"\badd\s+me\b"),
-            (
-                "small creator",
-                r"\b(?:small|new|upcoming|up\s+and\s+coming|aspiring)\s+"
-                r"(?:youtuber|channel|artist|rapper|singer|producer|creator)\b",
-            ),
-            (
-                "sorry for the spam",
-                r"\bsorry\s+(?:for|about)\s+(?:the\s+|this\s+|my\s+)?spam"
-                r"|\b(?:this\s+is\s+not|not\s+a)\s+spam\b"
-                r"|\bi\s+know\s+(?:you|people|most)\b.{0,40}\b(?:skip|ignore|scroll)"
-                r"|\bplease\s+(?:don'?t|do\s+not)\s+(?:ignore|skip|scroll)",
-            ),
-            (
-                "link in bio",
-                r"\blinks?\s+(?:is\s+)?(?:in|on)\s+(?:my\s+)?(?:bio|profile|description)\b"
-                r"|\blinks?\s+below\b",
-            ),
-            (
-                "help me get subscribers",
-                r"\b(?:get|reach|hit|gain)\s+\d+k?\s+(?:subs|subscribers|followers)\b",
-            ),
-        ),
-    ),
-    (
-        "own_content",
-        (
-            (
-                "my channel/video",
-                r"\b(?:my|our)\s+(?:new\s+|youtube\s+|yt\s+)?(?:channel|vids?|videos|blog|"
-                r"website|site|page|mixtape|band|covers?|profile|playlist|podcast|stream|"
-                r"tracks?|music|rap|remix(?:es)?|beats)\b",
-            ),
-        ),
-    ),
-    (
-        "call_to_action",
-        (
-            ("click here", r"\bclick\s+(?:here|this|on|the\s+link|below|my)\b"),
-            ("visit my", r"\bvisit\s+(?:my|our|this|the)\b|\bgo\s+to\s+(?:my|our)\b"),
-            (
-                "please like/share/vote",
-                r"\b" + _PLEASE + r"\s+(?:\w+\s+)?(?:like|share|sub|subscribe|check|watch|"
-                r"visit|follow|vote|help|donate|click|view|support|comment|listen)\b",
-            ),
-            ("share this", r"\bshare\s+(?:this|it|my|our)\b"),
-            ("check this out", r"\bcheck\s+(?:this|it)\s+out\b"),
-            (
-                "check out this video",
-                r"\b(?:check\s+out|take\s+a\s+look\s+at|look\s+at)\s+(?:this|that)\s+"
-                r"(?:video|playlist|channel|song|page|site|link|vid)\b",
-            ),
-            (
-                "like this comment",
-                r"\blike\s+this\s+comment\b|\blike\s+if\s+(?:you|u|ur|you'?re)\b",
-            ),
-            ("subscribe", r"\bsubscribe\b"),
-            (
-                "look it up",
-                r"\bsearch\s+(?:for\s+)?[\"']|\blook\s+(?:me|us|her|him|it|them)\s+up\b"
-                r"|\bhit\s+me\s+up\b",
-            ),
-            (
-                "give it a like",
-                r"\bgive\s+(?:it|me|us|this|my\s+\w+)\s+a\s+(?:like|chance|listen|try|look)\b",
-            ),
-            ("vote for", r"\bvote\s+for\b"),
-            ("thumbs up", r"\bthumbs?\s+up\b"),
-            ("donate", r"\bdonat(?:e|ions?)\b|\bgofundme\b|\bindiegogo\b|\bkickstarter\b"),
-            (
-                "act now",
-                r"\b(?:act|order|buy|call|apply|register|download|join)\s+(?:now|today)\b"
-                r"|\blimited\s+(?:time|offer)\b|\bsign\s+up\b",
-            ),
-        ),
-    ),
-    (
-        "money_offer",
-        (
-            ("free money", r"\bfree\s+(?:money|cash|gift|iphone|ipad|followers|subscribers)\b"),
-            (
-                "earn money",
-                r"\b(?:earn|make|making|earning)\s+(?:\$|money|cash|\d+\s*(?:\$|dollars|usd))"
-                r"|\bget\s+paid\b|\bpaid\s+to\b",
-            ),
-            ("from home", r"\b(?:from|at)\s+home\b.{0,40}\b(?:earn|income|job|work|money)\b"),
-            ("work from home", r"\bwork(?:ing)?\s+(?:from|at)\s+home\b"),
-            ("money amount", r"[$€£]\s?\d|\b\d+\s?(?:dollars|usd|bucks)\b"),
-            ("prize", r"\b(?:you\s+(?:have\s+|ve\s+)?won|cash\s+prize|claim\s+your|winner)\b"),
-            ("gift card", r"\bgift\s*cards?\b"),
-            (
-                "free stuff",
-                r"\bfree\s+(?:psn|xbox|steam|itunes|amazon|robux|v-?bucks|codes?|likes|views)\b"
-                r"|\bgiveaway\b|\b(?:code|coins?|gems?|money|robux)\s+generator\b",
-            ),
-            (
-                "money per day",
-                r"(?:[$€£]\s?\d[\d,.]*|\b\d[\d,.]*\s?(?:\$|dollars|usd|euros?))\s*"
-                r"(?:per|a|an|/|every)\s*(?:hour|day|week|month)\b",
-            ),
-            (
-                "online job",
-                r"\bmoney\s+online\b|\bonline\s+(?:jobs?|income|business)\b|\bjob\s+offer\b",
-            ),
-        ),
-    ),
-    (
-        "pharma",
-        (
-            ("viagra/cialis", r"\b(?:v[i1!|]agra|c[i1!|]al[i1!|]s|levitra|kamagra)\b"),
-            (
-                "online pharmacy",
-                r"\b(?:online|canadian|cheap)\s+(?:pharmac(?:y|ies)|meds|pills)\b"
-                r"|\b(?:no|without\s+a?)\s*prescription\b|\bdiet\s+pills?\b",
-            ),
-            ("pills", r"\b(?:xanax|tramadol|valium|oxycodone|phentermine)\b"),
-            ("weight loss", r"\bweight\s*loss\b|\blose\s+weight\b"),
-        ),
-    ),
-    (
-        "crypto_finance",
-        (
-            ("crypto", r"\b(?:bitcoins?|btc|crypto\w*|ethereum|eth|usdt|nft)\b"),
-            ("forex", r"\b(?:forex|binary\s+options?|trading\s+signals?)\b"),
-            ("investment", r"\binvest(?:ment|ments|ing|or)?\b|\bpassive\s+income\b"),
-        ),
-    ),
-    (
-        "gambling",
-        (
-            ("casino", r"\bcasinos?\b|\broulette\b|\bblackjack\b|\bjackpot\b"),
-            ("betting", r"\bpoker\b|\bbetting\b|\bsports?\s*bet\w*|\bslots?\s+(?:game|machine)"),
-        ),
-    ),
-    (
-        "loans",
-        (
-            ("loans", r"\bloans?\b|\bpayday\b|\bmortgage\b"),
-            ("credit", r"\bbad\s+credit\b|\bcredit\s+score\b|\bdebt\s+(?:relief|consolidation)"),
-        ),
-    ),
-    (
-        "adult",
-        (
-            ("adult", r"\b(?:porn\w*|nudes|webcam\s+girls?|sex\s+(?:chat|cam|videos?))\b"),
-            ("dating", r"\b(?:hot|lonely|local)\s+(?:girls|singles|women)\b|\bdating\s+site\b"),
-        ),
-    ),
-)
-_COMPILED_PHRASES: tuple[tuple[str, tuple[tuple[str, re.Pattern[str]], ...]], ...] = tuple(
-    (name, tuple((label, re.compile(rx, re.IGNORECASE)) for label, rx in group))
-    for name, group in _PHRASES
-)
+    def _text_evidence(self, cleaned: str, site_model: LinearModel | None) -> list[SpamSignal]:
+        """The text signals found, each with the log-odds it adds under the model in use."""
+        weights = self.text_weights(site_model)
+        column = {name: i for i, name in enumerate(self._text_names)}
+        return [
+            SpamSignal(name, round(float(weights[column[name]]) * strength, 3), detail)
+            for name, (strength, detail) in text_signals(cleaned).items()
+        ]
 
-_PRAISE = re.compile(
-    r"\b(?:great|nice|good|awesome|excellent|amazing|wonderful|interesting|informative|useful|"
-    r"helpful|fantastic|cool)\s+(?:post|article|blog|site|website|read|write-?up|info|"
-    r"information|content|work|job|stuff|share|points?)\b"
-    r"|\bthanks?(?:\s+you)?\s+for\s+(?:sharing|the\s+(?:post|article|info|information))\b"
-    r"|\bvery\s+(?:informative|helpful|useful|nice|interesting)\b"
-    r"|\bkeep\s+up\s+the\s+(?:good|great)\s+work\b"
-    r"|\bi\s+(?:really\s+)?(?:like|love|enjoyed)\s+(?:your|this)\s+(?:post|article|blog|site)\b"
-    r"|\bbookmarked\b",
-    re.IGNORECASE,
-)
-_PRAISE_MAX_WORDS = 25
-_AUTHOR_NAME_SPAM = tuple(
-    (label, pattern)
-    for name, group in _COMPILED_PHRASES
-    if name != "self_promotion"
-    for label, pattern in group
-)
-
-
-# --- public functions ---------------------------------------------------------------------------
-
-
-def clean_text(text: str) -> str:
-    """Unescape HTML entities, keep ``<a href>`` targets, turn other tags into spaces and drop
-    zero-width characters and BOMs."""
-    text = html.unescape(text)
-    text = _HREF.sub(r" \1 ", text)
-    text = _HTML_TAG.sub(" ", text)
-    return _ZERO_WIDTH.sub("", text)
-
-
-def count_links(text: str) -> int:
-    """Count http(s)/www URLs, ``<a href>`` targets and bare domains like ``example.com/path``."""
-    return len(_LINK.findall(clean_text(text)))
-
-
-def text_fingerprint(text: str) -> str:
-    """A hex digest equal for the same or nearly the same text.
-
-    Ignores case, accents, whitespace, punctuation, digits, HTML entities, zero-width characters
-    and repeated letters. Text with no letters at all falls back to its whitespace-normalised
-    form, so emoji-only comments are still compared exactly.
-    """
-    cleaned = unicodedata.normalize("NFKD", clean_text(text).casefold())
-    letters = "".join(
-        ch if ch.isalpha() else " " for ch in cleaned if not unicodedata.combining(ch)
-    )
-    letters = _REPEAT_ANY.sub(r"\1", letters)
-    key = " ".join(letters.split())
-    if not key:
-        key = "raw:" + " ".join(cleaned.split())
-    return hashlib.blake2b(("v1:" + key).encode("utf-8"), digest_size=16).hexdigest()
-
-
-def text_signals(text: str) -> dict[str, tuple[float, str]]:
-    """Text-only signals as ``{name: (strength, detail)}``; strength multiplies the weight.
-
-    Exposed so ``bench/spam_eval.py --fit`` can refit ``TEXT_WEIGHTS`` on the same features.
-    """
-    return _text_signals(clean_text(text))
-
-
-def score_spam(text: str, context: SpamContext = SpamContext()) -> SpamResult:
-    """Score ``text`` in [0, 1] from named signals; only fired signals are returned."""
-    cleaned = clean_text(text)
-    fired = [
-        SpamSignal(name, round(TEXT_WEIGHTS[name] * strength, 3), detail)
-        for name, (strength, detail) in _text_signals(cleaned).items()
-    ]
-    fired.extend(_context_signals(cleaned, context))
-    fired.sort(key=lambda s: (-s.weight, s.name))
-    logit = BIAS + sum(s.weight for s in fired)
-    return SpamResult(
-        score=_sigmoid(logit),
-        link_count=len(_LINK.findall(cleaned)),
-        signals=tuple(fired),
-    )
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _text_signals(cleaned: str) -> dict[str, tuple[float, str]]:
-    """Signals found in already cleaned text (see ``text_signals``)."""
-    phrase_text = _REPEAT.sub(r"\1", cleaned)
-    found: dict[str, tuple[float, str]] = {}
-
-    links = _LINK.findall(cleaned)
-    words = max(1, len(_WORD.findall(cleaned)))
-    if links:
-        n = len(links)
-        found["links"] = (1.0 + 0.5 * (min(n, 3) - 1), f"{n} link" + ("s" if n > 1 else ""))
-        density = n / words
-        if density >= 0.2:
-            found["link_density"] = (min(density, 1.0), f"{n} link(s) in {words} words")
-    shorteners = sorted({m.lower().rstrip("/") for m in _SHORTENER.findall(cleaned)})
-    if shorteners:
-        found["link_shortener"] = (1.0, "link shortener: " + ", ".join(shorteners))
-
-    if not links and _OBFUSCATED_LINK.search(cleaned):
-        found["obfuscated_link"] = (1.0, "disguised link (spaced dots, 'watch?v=', 'site/name')")
-
-    for name, group in _COMPILED_PHRASES:
-        labels = [label for label, pattern in group if pattern.search(phrase_text)]
-        if labels:
-            strength = 1.0 + 0.5 * (min(len(labels), 3) - 1)
-            found[name] = (strength, "phrases: " + ", ".join(labels))
-
-    if _PHONE.search(cleaned):
-        found["phone_number"] = (1.0, "phone number in text")
-    if _EMAIL.search(cleaned):
-        found["email_in_text"] = (1.0, "email address in text")
-
-    letters = [ch for ch in cleaned if ch.isalpha()]
-    upper = sum(ch.isupper() for ch in letters)
-    if len(letters) >= _SHOUT_LETTERS and upper / len(letters) >= 0.8:
-        found["shouting"] = (1.0, f"{round(100 * upper / len(letters))}% capital letters")
-    runs = _EXCESS_PUNCT.findall(cleaned)
-    if runs:
-        found["excessive_punctuation"] = (1.0, f"{len(runs)} run(s) of !!!, ??? or $$$")
-    return found
-
-
-def _sigmoid(x: float) -> float:
-    """Numerically safe logistic function."""
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _burst_weight(count: int) -> float:
-    """Log-odds for N posts in the burst window: nothing below 3, strong from 5, capped."""
-    if count < 3:
-        return 0.0
-    if count < 5:
-        return 1.0
-    return min(3.5 + 0.25 * (count - 5), 5.0)
-
-
-def _context_signals(cleaned: str, context: SpamContext) -> Iterator[SpamSignal]:
-    """Signals from what the service knows beyond the text (counters, form fields)."""
-    if context.honeypot_filled:
-        yield SpamSignal("honeypot", HONEYPOT_WEIGHT, "honeypot field filled")
-    dup = context.duplicate_count
-    if dup >= 2:
-        weight = 1.0 if dup == 2 else min(3.5 + 0.5 * (dup - 3), 5.5)
-        yield SpamSignal("duplicate", weight, f"same or nearly the same text posted {dup} times")
-    if (weight := _burst_weight(context.author_burst)) > 0:
-        detail = f"{context.author_burst} comments by this author in the burst window"
-        yield SpamSignal("author_burst", weight, detail)
-    if (weight := 0.8 * _burst_weight(context.ip_burst)) > 0:
-        detail = f"{context.ip_burst} comments from this IP in the burst window"
-        yield SpamSignal("ip_burst", round(weight, 3), detail)
-    if (
-        context.author_url
-        and len(_WORD.findall(cleaned)) <= _PRAISE_MAX_WORDS
-        and _PRAISE.search(cleaned)
-    ):
-        yield SpamSignal(
-            "author_url_praise", AUTHOR_URL_PRAISE_WEIGHT, "generic praise with an author URL"
+    def explain(self, text: str, result: SpamResult, site_model: LinearModel | None) -> Explanation:
+        """The phrases that drove the score, and the signals worth naming ("3 links")."""
+        phrases = top_phrases(self._text_featurizer, text, self.text_weights(site_model))
+        notes = tuple(
+            s.detail
+            for s in result.signals
+            if s.name in NOTED_TEXT_SIGNALS or s.name not in self._text_names
         )
-    name = context.author_name or ""
-    if _LINK.search(name) or _EMAIL.search(name):
-        yield SpamSignal("author_name_spam", AUTHOR_NAME_WEIGHT, "author name contains a link")
-        return
-    # Email local parts like "cheap.viagra.deals@" count too; the domain is not looked at.
-    local_part = (context.author_email or "").partition("@")[0].replace(".", " ")
-    who = f"{name} {local_part}".strip()
-    labels = [label for label, pattern in _AUTHOR_NAME_SPAM if who and pattern.search(who)]
-    if labels:
-        detail = "author name or email has spam keywords: " + ", ".join(labels)
-        yield SpamSignal("author_name_spam", AUTHOR_NAME_WEIGHT, detail)
+        return Explanation(phrases, notes)

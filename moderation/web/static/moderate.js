@@ -240,6 +240,14 @@
     return item;
   }
 
+  // A piece of the comment; the words that drove a learned score are marked (as text, always).
+  function contentPart(part) {
+    if (!part.label) return document.createTextNode(part.text);
+    const mark = el("mark", "driver", part.text);
+    mark.title = `drove the ${part.label} score`;
+    return mark;
+  }
+
   function buildCard(item) {
     const card = template.content.firstElementChild.cloneNode(true);
     card.dataset.key = item.key;
@@ -250,7 +258,7 @@
     link(card, "author-url", item.author.url, "website");
     slot(card, "site", item.site);
     slot(card, "time", item.submitted_label).setAttribute("datetime", item.submitted_at);
-    slot(card, "content", item.content);
+    slot(card, "content").append(...item.content_parts.map(contentPart));
     link(card, "post-link", item.post.permalink, item.post.label || "permalink");
     slot(card, "post-label", item.post.label).hidden = Boolean(item.post.permalink) || !item.post.label;
     slot(card, "reply", item.post.reply_label).hidden = !item.post.reply_label;

@@ -1,0 +1,61 @@
+"""What a site's models are: the report behind `GET /v1/models` and `moderation models`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from rq import Worker
+
+from moderation.labels import LabelStore
+from moderation.model_registry import ModelRegistry
+from moderation.queue import scoring_queue
+from moderation.records import isoformat
+from moderation.store import WorkerModels
+
+KINDS = ("spam", "toxicity")
+
+
+def live_base_models(connection: redis.Redis) -> dict[str, list[str]]:
+    """kind -> the base models the live scoring workers run (usually one each)."""
+    names = [w.name for w in Worker.all(connection=connection, queue=scoring_queue(connection))]
+    models = WorkerModels(connection).of(names).values()
+    return {kind: sorted({m[kind] for m in models if m.get(kind)}) for kind in KINDS}
+
+
+def site_models_report(
+    connection: redis.Redis, site: str, *, learning: bool, history: int = 10
+) -> dict[str, Any]:
+    """The site's labels, and per kind the model in use, its quality, and recent trainings."""
+    labels = LabelStore(connection)
+    registry = ModelRegistry(connection)
+    active = registry.active(site)
+    bases = live_base_models(connection)
+    report_models = []
+    for kind in KINDS:
+        version = active.get(kind, 0)
+        entry = registry.entry(site, kind, version) if version else None
+        base = bases[kind]
+        report_models.append(
+            {
+                "kind": kind,
+                "version": version,
+                "in_use": entry["name"] if entry else (base[0] if len(base) == 1 else "base"),
+                "base": base,
+                "trained_at": isoformat(entry["at"]) if entry else None,
+                "labels": entry["labels"] if entry else None,
+                "held_out": entry["held_out"] if entry else None,
+                "history": [_readable(e) for e in registry.log(site, kind, history)],
+            }
+        )
+    return {
+        "site": site,
+        "learning": learning,
+        "labels": labels.counts(site),
+        "labels_since_training": labels.version(site) > labels.trained_version(site),
+        "models": report_models,
+    }
+
+
+def _readable(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "at": isoformat(float(entry["at"]))}

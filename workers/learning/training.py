@@ -1,0 +1,262 @@
+"""Training a site's model of one kind from its labels, and the gate a new model must pass.
+
+1. The labels that teach the kind: `spam` (1) against `ok` (0) for spam, `toxic` (1) against
+   `ok` (0) for toxicity. Nothing is trained before there are `min_labels` of each class.
+2. Every 4th label of each class, in arrival order, is held out: never trained on, it measures.
+3. The candidate is fitted on the rest: logistic regression with balanced classes, then
+   recalibrated on out-of-fold scores (`workers.learning.fitting`).
+4. It replaces the model in use (the base model while the site has none) only if it does at
+   least as well on the held-out labels, each within a small tolerance: a ROC AUC at least as
+   high (it ranks them as well) and a log loss at most as high (it is as sure of them). When
+   enough of the held-out labels are older than the model in use (two of each class), only
+   those count: a batch of new labels that contradict the old ones (a poisoned batch) then
+   cannot vouch for the model it trained, which has lost its confidence on them even where it
+   still ranks them right.
+
+The kinds differ in what a model reads besides the text (`SpamTask`, `ToxicityTask`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from moderation.labels import Label, LabelKind
+from workers.learning.features import FeatureSpec, Featurizer
+from workers.learning.fitting import balanced_log_loss, fit_logistic, roc_auc
+from workers.learning.linear import LinearModel
+from workers.learning.site_models import (
+    EVEN_ODDS_SHIFT,
+    SITE_SPAM_SPEC,
+    SPAM,
+    TOXICITY,
+    model_name,
+    toxicity_inputs,
+    toxicity_spec,
+)
+
+#: Every HOLDOUT_EVERY-th label of each class is held out.
+HOLDOUT_EVERY = 4
+#: Held-out labels of each class needed to measure a model (with fewer, nothing is promoted).
+MIN_HELD_OUT = 2
+#: "At least as well", less what a handful of held-out labels cannot tell apart.
+AUC_TOLERANCE = 0.005
+LOG_LOSS_TOLERANCE = 0.05
+#: Regularisation of site models (scikit-learn's C).
+SITE_STRENGTH = 1.0
+
+
+class Task(Protocol):
+    """What training one kind of site model needs to know."""
+
+    kind: str
+    positive: LabelKind
+    base: str  # the base model's name (site model names start with it)
+    spec: FeatureSpec
+    shift: float  # added to the fitted bias (see site_models.EVEN_ODDS_SCORE)
+
+    def inputs(self, labels: Sequence[Label]) -> np.ndarray | None: ...
+
+    def in_use_logits(
+        self, model: LinearModel | None, labels: Sequence[Label], inputs: np.ndarray | None
+    ) -> np.ndarray:
+        """The logits of the model in use (None: the base model), without `shift`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What training did: the candidate (None when there were too few labels), whether it was
+    put in use, why, and the entry for the model log."""
+
+    kind: str
+    candidate: LinearModel | None
+    promoted: bool
+    reason: str
+    entry: dict[str, Any] = field(default_factory=dict)
+
+
+def train(
+    task: Task,
+    site: str,
+    labels: Sequence[Label],
+    *,
+    in_use: LinearModel | None,
+    min_labels: int,
+    new_version: Callable[[], int],
+) -> Outcome:
+    """Train `task`'s kind for `site` from its labels (oldest first) and decide whether the
+    candidate replaces `in_use` (None: the base model)."""
+    chosen = [label for label in labels if label.kind in (task.positive, LabelKind.OK)]
+    y = np.array([int(label.kind is task.positive) for label in chosen])
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    if min(positives, negatives) < max(min_labels, HOLDOUT_EVERY * MIN_HELD_OUT):
+        needed = max(min_labels, HOLDOUT_EVERY * MIN_HELD_OUT)
+        reason = (
+            f"waiting for {needed} labels of each class "
+            f"(has {positives} {task.positive.value}, {negatives} ok)"
+        )
+        return Outcome(task.kind, None, False, reason)
+
+    held_out = _held_out(y)
+    inputs = task.inputs(chosen)
+    featurizer = Featurizer(task.spec)
+    features = featurizer.matrix([label.text for label in chosen], inputs)
+    weights, bias = fit_logistic(
+        features[~held_out], y[~held_out], strength=SITE_STRENGTH, calibrate=True
+    )
+    version = new_version()
+    name = model_name(task.base, site, version)
+    candidate = LinearModel(name, task.spec, weights, bias + task.shift)
+
+    known = held_out & _known_to(chosen, in_use)
+    measured = known if _measurable(y[known]) else held_out
+    in_use_name = in_use.name if in_use else task.base
+    quality = _compare(
+        y[measured],
+        mine=candidate.logits(features[measured]) - task.shift,
+        theirs=task.in_use_logits(in_use, chosen, inputs)[measured],
+    )
+    promoted, reason = _verdict(quality, in_use_name)
+    candidate.info = {
+        "kind": task.kind,
+        "base": task.base,
+        "newest_label": chosen[-1].id,
+        "labels": {task.positive.value: positives, "ok": negatives},
+    }
+    entry = {
+        "version": version,
+        "name": name,
+        "promoted": promoted,
+        "reason": reason,
+        "base": task.base,
+        "labels": {
+            task.positive.value: positives,
+            "ok": negatives,
+            "trained_on": int((~held_out).sum()),
+            "held_out": int(held_out.sum()),
+        },
+        "held_out": {
+            "labels": int(measured.sum()),
+            "only_older_than_model_in_use": bool(measured is known),
+            "in_use": in_use_name,
+            **quality,
+        },
+        "newest_label": chosen[-1].id,
+    }
+    return Outcome(task.kind, candidate, promoted, reason, entry)
+
+
+def _held_out(y: np.ndarray) -> np.ndarray:
+    """Every HOLDOUT_EVERY-th label of each class, counting in arrival order."""
+    mask = np.zeros(len(y), dtype=bool)
+    for value in (0, 1):
+        positions = np.flatnonzero(y == value)
+        mask[positions[HOLDOUT_EVERY - 1 :: HOLDOUT_EVERY]] = True
+    return mask
+
+
+def _known_to(labels: Sequence[Label], model: LinearModel | None) -> np.ndarray:
+    """Which labels had arrived when `model` was trained (none for the base model)."""
+    newest = (model.info.get("newest_label") if model else None) or ""
+    if not newest:
+        return np.zeros(len(labels), dtype=bool)
+    return np.array([_stream_order(label.id) <= _stream_order(newest) for label in labels])
+
+
+def _stream_order(label_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = label_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def _measurable(y: np.ndarray) -> bool:
+    return len(y) > 0 and min(int(y.sum()), int(len(y) - y.sum())) >= MIN_HELD_OUT
+
+
+def _compare(y: np.ndarray, *, mine: np.ndarray, theirs: np.ndarray) -> dict[str, float | None]:
+    """ROC AUC and log loss of the candidate (`mine`) and the model in use on the same labels."""
+    return {
+        "auc": roc_auc(y, mine),
+        "in_use_auc": roc_auc(y, theirs),
+        "log_loss": balanced_log_loss(y, mine),
+        "in_use_log_loss": balanced_log_loss(y, theirs),
+    }
+
+
+def _verdict(quality: dict[str, float | None], in_use: str) -> tuple[bool, str]:
+    """Whether the candidate does at least as well as the model in use, and why (not)."""
+    auc, their_auc = quality["auc"], quality["in_use_auc"]
+    loss, their_loss = quality["log_loss"], quality["in_use_log_loss"]
+    ranks = auc is not None and (their_auc is None or auc >= their_auc - AUC_TOLERANCE)
+    sure = loss is not None and (their_loss is None or loss <= their_loss + LOG_LOSS_TOLERANCE)
+    reason = (
+        f"held-out AUC {_fmt(auc)} {'>=' if ranks else '<'} {_fmt(their_auc)} and log loss "
+        f"{_fmt(loss)} {'<=' if sure else '>'} {_fmt(their_loss)} of {in_use}"
+    )
+    return ranks and sure, reason
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+# --- the two kinds ------------------------------------------------------------------------------
+
+
+class SpamTask:
+    """Site spam models read the base spam model's logit beside the text."""
+
+    kind = SPAM
+    positive = LabelKind.SPAM
+    spec = SITE_SPAM_SPEC
+    shift = 0.0
+
+    def __init__(self, base_logits: Callable[[Sequence[str]], np.ndarray], base: str) -> None:
+        self._base_logits = base_logits
+        self.base = base
+
+    def inputs(self, labels: Sequence[Label]) -> np.ndarray:
+        return self._base_logits([label.text for label in labels]).reshape(-1, 1)
+
+    def in_use_logits(
+        self, model: LinearModel | None, labels: Sequence[Label], inputs: np.ndarray | None
+    ) -> np.ndarray:
+        if model is None:  # the base model: its logit is the input
+            return np.asarray(inputs).ravel()
+        return model.logits_of([label.text for label in labels], inputs)
+
+
+class ToxicityTask:
+    """Site toxicity models read the toxicity model's label scores beside the text.
+
+    `model_scores(labels)` gives those scores for each label: kept with a moderator's label,
+    computed by the worker's toxicity model for the others.
+    """
+
+    kind = TOXICITY
+    positive = LabelKind.TOXIC
+    shift = EVEN_ODDS_SHIFT
+
+    def __init__(
+        self,
+        base: str,
+        label_names: Sequence[str],
+        model_scores: Callable[[Sequence[Label]], list[dict[str, float]]],
+    ) -> None:
+        self.base = base
+        self.label_names = tuple(label_names)
+        self.spec = toxicity_spec(self.label_names)
+        self._model_scores = model_scores
+
+    def inputs(self, labels: Sequence[Label]) -> np.ndarray:
+        return toxicity_inputs(self._model_scores(labels), self.label_names)
+
+    def in_use_logits(
+        self, model: LinearModel | None, labels: Sequence[Label], inputs: np.ndarray | None
+    ) -> np.ndarray:
+        if model is None:  # the toxicity model's own `toxicity`, as a logit
+            return np.asarray(inputs)[:, self.label_names.index("toxicity")]
+        return model.logits_of([label.text for label in labels], inputs) - self.shift
