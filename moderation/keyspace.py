@@ -20,6 +20,7 @@ Layout (every key under the `mod:` prefix):
     mod:learning-lock:{site}       string  held by the one process retraining the site's models
     mod:models:{site}              hash    kind ("spam", "toxicity") -> the site model in use
     mod:model:{site}:{kind}:{n}    string  site model version n (an .npz file's bytes)
+    mod:model-twin:{site}:{kind}:{n}  string  the same fitted without its held-out labels
     mod:model-log:{site}:{kind}    list    every training and rollback, newest first (JSON)
     mod:model-seq:{site}           hash    kind -> the last version number given out
     mod:policy:{site}              string  the site's own policy (JSON), when it has one
@@ -110,6 +111,9 @@ class Keyspace:
 
     def site_model(self, site: str, kind: str, version: int) -> str:
         return f"{self.prefix}:model:{site}:{kind}:{version}"
+
+    def site_model_twin(self, site: str, kind: str, version: int) -> str:
+        return f"{self.prefix}:model-twin:{site}:{kind}:{version}"
 
     def model_log(self, site: str, kind: str) -> str:
         return f"{self.prefix}:model-log:{site}:{kind}"

@@ -53,6 +53,11 @@ class ModelRegistry:
     def model_file(self, site: str, kind: str, version: int) -> bytes | None:
         return self.redis.get(KEYS.site_model(site, kind, version))
 
+    def twin_file(self, site: str, kind: str, version: int) -> bytes | None:
+        """The version's held-out twin (fitted without the labels that measured it), which
+        the next candidate is measured against."""
+        return self.redis.get(KEYS.site_model_twin(site, kind, version))
+
     # --- recording training -----------------------------------------------------------------
 
     def next_version(self, site: str, kind: str) -> int:
@@ -129,3 +134,4 @@ class ModelRegistry:
         kept = [newest, *self.promoted_versions(site, kind)]
         for version in sorted(set(kept), reverse=True)[KEEP_VERSIONS:]:
             pipe.delete(KEYS.site_model(site, kind, version))
+            pipe.delete(KEYS.site_model_twin(site, kind, version))

@@ -17,7 +17,8 @@ from typing import Any
 
 from moderation.labels import Label, LabelKind, LabelScores, TrainingLock
 from moderation.queue import RETRAIN_TIMEOUT
-from workers.learning.site_models import SPAM, TOXICITY
+from workers.learning.linear import LinearModel
+from workers.learning.site_models import SPAM, TOXICITY, SiteModels
 from workers.learning.training import Outcome, SpamTask, ToxicityTask, train
 from workers.runtime import WorkerRuntime, current_runtime
 
@@ -65,7 +66,7 @@ class SiteTrainer:
         if len(labels) < settings.learning_max_labels:
             counts = Counter(label.kind.value for label in labels)
             self.labels.set_counts(site, {kind.value: counts[kind.value] for kind in LabelKind})
-        in_use = self.runtime.site_models.for_sites([site])[site]
+        in_use = self._twins(site)
         spam = self.runtime.spam
         outcomes = [
             train(
@@ -96,11 +97,31 @@ class SiteTrainer:
             self._record(site, outcome)
         return outcomes, more_to_score
 
+    def _twins(self, site: str) -> SiteModels:
+        """The held-out twins of the site's models in use (see `workers.learning.training`),
+        each only if the worker would use the model itself (same base model)."""
+        in_use = self.runtime.site_models.for_sites([site])[site]
+        registry, active = self.runtime.registry, self.runtime.registry.active(site)
+
+        def twin(kind: str, model: LinearModel | None) -> LinearModel | None:
+            if model is None:
+                return None
+            data = registry.twin_file(site, kind, active.get(kind, 0))
+            return LinearModel.from_bytes(data) if data else model
+
+        return SiteModels(spam=twin(SPAM, in_use.spam), toxicity=twin(TOXICITY, in_use.toxicity))
+
     def _record(self, site: str, outcome: Outcome) -> None:
         if outcome.candidate is None:
             return
-        model_file = outcome.candidate.to_bytes() if outcome.promoted else None
-        self.runtime.registry.record(site, outcome.kind, outcome.entry, model_file)
+        model, twin = outcome.model, outcome.candidate
+        self.runtime.registry.record(
+            site,
+            outcome.kind,
+            outcome.entry,
+            model.to_bytes() if model else None,
+            twin.to_bytes() if model else None,
+        )
         log.info(
             "site %s: %s model %s %s (%s)",
             site,

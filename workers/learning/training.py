@@ -13,6 +13,10 @@
    cannot vouch for the model it trained, which has lost its confidence on them even where it
    still ranks them right.
 
+5. A promoted candidate is fitted again on every label, held-out ones too: that is the model
+   put in use. The candidate itself is kept beside it as its "held-out twin": the next
+   candidate is measured against the twin, which never saw the held-out labels either.
+
 The kinds differ in what a model reads besides the text (`SpamTask`, `ToxicityTask`).
 """
 
@@ -69,14 +73,16 @@ class Task(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What training did: the candidate (None when there were too few labels), whether it was
-    put in use, why, and the entry for the model log."""
+    """What training did: the candidate fitted without the held-out labels (None when there
+    were too few labels), whether it was promoted, the model to put in use then (fitted on
+    every label), why, and the entry for the model log."""
 
     kind: str
     candidate: LinearModel | None
     promoted: bool
     reason: str
     entry: dict[str, Any] = field(default_factory=dict)
+    model: LinearModel | None = None
 
 
 def train(
@@ -89,7 +95,8 @@ def train(
     new_version: Callable[[], int],
 ) -> Outcome:
     """Train `task`'s kind for `site` from its labels (oldest first) and decide whether the
-    candidate replaces `in_use` (None: the base model)."""
+    candidate replaces the model in use; `in_use` is that model's held-out twin (None: the
+    base model)."""
     chosen = [label for label in labels if label.kind in (task.positive, LabelKind.OK)]
     y = np.array([int(label.kind is task.positive) for label in chosen])
     positives, negatives = int(y.sum()), int(len(y) - y.sum())
@@ -103,14 +110,16 @@ def train(
 
     held_out = _held_out(y)
     inputs = task.inputs(chosen)
-    featurizer = Featurizer(task.spec)
-    features = featurizer.matrix([label.text for label in chosen], inputs)
-    weights, bias = fit_logistic(
-        features[~held_out], y[~held_out], strength=SITE_STRENGTH, calibrate=True
-    )
+    features = Featurizer(task.spec).matrix([label.text for label in chosen], inputs)
     version = new_version()
     name = model_name(task.base, site, version)
-    candidate = LinearModel(name, task.spec, weights, bias + task.shift)
+    info = {
+        "kind": task.kind,
+        "base": task.base,
+        "newest_label": chosen[-1].id,
+        "labels": {task.positive.value: positives, "ok": negatives},
+    }
+    candidate = _fit(task, name, info, features[~held_out], y[~held_out])
 
     known = held_out & _known_to(chosen, in_use)
     measured = known if _measurable(y[known]) else held_out
@@ -121,12 +130,7 @@ def train(
         theirs=task.in_use_logits(in_use, chosen, inputs)[measured],
     )
     promoted, reason = _verdict(quality, in_use_name)
-    candidate.info = {
-        "kind": task.kind,
-        "base": task.base,
-        "newest_label": chosen[-1].id,
-        "labels": {task.positive.value: positives, "ok": negatives},
-    }
+    model = _fit(task, name, info, features, y) if promoted else None
     entry = {
         "version": version,
         "name": name,
@@ -136,8 +140,7 @@ def train(
         "labels": {
             task.positive.value: positives,
             "ok": negatives,
-            "trained_on": int((~held_out).sum()),
-            "held_out": int(held_out.sum()),
+            "held_out": int(held_out.sum()),  # its twin learned from all but these
         },
         "held_out": {
             "labels": int(measured.sum()),
@@ -147,7 +150,12 @@ def train(
         },
         "newest_label": chosen[-1].id,
     }
-    return Outcome(task.kind, candidate, promoted, reason, entry)
+    return Outcome(task.kind, candidate, promoted, reason, entry, model)
+
+
+def _fit(task: Task, name: str, info: dict[str, Any], features: Any, y: np.ndarray) -> LinearModel:
+    weights, bias = fit_logistic(features, y, strength=SITE_STRENGTH, calibrate=True)
+    return LinearModel(name, task.spec, weights, bias + task.shift, dict(info))
 
 
 def _held_out(y: np.ndarray) -> np.ndarray:
