@@ -64,13 +64,22 @@ class ModelRegistry:
         """A new version number (numbers are never reused, even for models not promoted)."""
         return int(self.redis.hincrby(KEYS.model_sequence(site), kind, 1))
 
-    def record(self, site: str, kind: str, entry: dict[str, Any], model_file: bytes | None) -> None:
-        """Log a training (`entry`, with its `version`); with `model_file` and
-        `entry["promoted"]`, store the file and put that version in use."""
+    def record(
+        self,
+        site: str,
+        kind: str,
+        entry: dict[str, Any],
+        model_file: bytes | None = None,
+        twin_file: bytes | None = None,
+    ) -> None:
+        """Log a training (`entry`, with its `version`); with `model_file` (and its held-out
+        twin) and `entry["promoted"]`, store the files and put that version in use."""
         version = int(entry["version"])
         with self.redis.pipeline() as pipe:
             if model_file is not None and entry.get("promoted"):
                 pipe.set(KEYS.site_model(site, kind, version), model_file)
+                if twin_file is not None:
+                    pipe.set(KEYS.site_model_twin(site, kind, version), twin_file)
                 pipe.hset(KEYS.site_models(site), kind, version)
                 self._forget_old_files(pipe, site, kind, version)
             self._log(pipe, site, kind, {"event": "trained", "at": utc_now(), **entry})
