@@ -96,3 +96,19 @@ def test_trusted_authors_skip_the_spam_checks_but_not_toxicity():
     assert decide(toxic, trusted, policy).reasons == ["toxicity 0.95 >= 0.80"]
     # trusted_after 0 means nobody is trusted
     assert decide(spammy, trusted, PolicySettings()).action is Action.HOLD
+
+
+def test_a_sites_learned_toxicity_stands_for_every_toxicity_label():
+    """With the site's own toxicity model, `toxicity` is its score and the model's other labels
+    (its inputs) hold nothing by themselves; spam still applies."""
+    scores = {"toxicity": 0.3, "base_toxicity": 0.97, "obscene": 0.99, "insult": 0.95, "spam": 0.1}
+    learned = Signals(learned_toxicity=True)
+    assert decide(scores, learned, PolicySettings()).action is Action.APPROVE
+    assert decide(scores, Signals(), PolicySettings()).action is Action.HOLD
+    held = decide({**scores, "toxicity": 0.85}, learned, PolicySettings())
+    assert held.reasons == ["toxicity 0.85 >= 0.80"]
+    spammy = decide({**scores, "spam": 0.9}, learned, PolicySettings())
+    assert spammy.reasons == ["spam 0.90 >= 0.70"]
+    auto = PolicySettings(auto_reject=True)
+    assert decide({**scores, "toxicity": 0.99}, learned, auto).action is Action.REJECT
+    assert decide({**scores, "obscene": 1.0}, learned, auto).action is Action.APPROVE
