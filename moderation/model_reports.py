@@ -28,6 +28,9 @@ def site_models_report(
 ) -> dict[str, Any]:
     """The site's labels, and per kind the model in use, its quality, and recent trainings."""
     labels = LabelStore(connection)
+    # Read before the versions: a training records its model before marking the labels
+    # trained, so "no labels since training" read first means the versions read next are new.
+    since_training = labels.version(site) > labels.trained_version(site)
     registry = ModelRegistry(connection)
     active = registry.active(site)
     bases = live_base_models(connection)
@@ -52,7 +55,7 @@ def site_models_report(
         "site": site,
         "learning": learning,
         "labels": labels.counts(site),
-        "labels_since_training": labels.version(site) > labels.trained_version(site),
+        "labels_since_training": since_training,
         "models": report_models,
     }
 

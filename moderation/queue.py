@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import redis
 from redis.client import Pipeline
 from rq import Callback, Queue, Retry
@@ -29,7 +31,7 @@ RETRY_INTERVALS = [2, 10, 60]
 #: Seconds a retraining job may run (it trains two models on up to 20,000 labels).
 RETRAIN_TIMEOUT = 600
 #: Seconds a site stays marked "retraining queued"; if its job is lost, the workers'
-#: maintenance asks again once the mark is gone.
+#: maintenance asks again once the mark is gone. Longer than any delay of a retraining.
 RETRAIN_QUEUED_TTL = 300
 
 
@@ -88,23 +90,27 @@ class LearningEnqueuer:
         self.queue = scoring_queue(connection)
         self.enabled = settings.learning
 
-    def __call__(self, site: str) -> bool:
-        """Queue a retraining of `site` unless one is queued already; whether it was."""
+    def __call__(self, site: str, delay: float = 0) -> bool:
+        """Queue a retraining of `site` (in `delay` seconds) unless one is queued already;
+        whether it was."""
         if not self.enabled:
             return False
         if not self.redis.set(KEYS.learning_queued(site), "1", nx=True, ex=RETRAIN_QUEUED_TTL):
             return False
+        options = {
+            "args": (site,),
+            "job_timeout": RETRAIN_TIMEOUT,
+            "result_ttl": SCORING_RESULT_TTL,
+            "failure_ttl": FAILURE_TTL,
+            "description": "retrain site models",
+            "meta": job_meta(),
+            "at_front": True,
+        }
         try:
-            self.queue.enqueue_call(
-                RETRAIN_SITE_JOB,
-                args=(site,),
-                timeout=RETRAIN_TIMEOUT,
-                result_ttl=SCORING_RESULT_TTL,
-                failure_ttl=FAILURE_TTL,
-                description="retrain site models",
-                meta=job_meta(),
-                at_front=True,
-            )
+            if delay > 0:  # moved onto the queue by the workers' RQ scheduler
+                self.queue.enqueue_in(timedelta(seconds=delay), RETRAIN_SITE_JOB, **options)
+            else:
+                self.queue.enqueue(RETRAIN_SITE_JOB, **options)
         except Exception:
             self.redis.delete(KEYS.learning_queued(site))
             raise

@@ -64,9 +64,7 @@ def build(data: Path = public_data.DEFAULT_DATA, leave_out: Sequence[str] = ()) 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=public_data.DEFAULT_DATA)
-    parser.add_argument(
-        "--leave-out", action="append", default=[], help="a video (e.g. 03) or sms"
-    )
+    parser.add_argument("--leave-out", action="append", default=[], help="a video (e.g. 03) or sms")
     parser.add_argument("--out", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args(argv)
     model = build(args.data, args.leave_out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 SCORING_BUDGET = 2000
 #: Texts scored per toxicity model call.
 SCORING_CHUNK = 64
+#: A site that keeps labeling is retrained again at the earliest this many times as long as
+#: the last training took (at most MAX_PAUSE seconds later): a worker of a site with 20,000
+#: labels (30-40 s of training) scores comments in between.
+PAUSE_FACTOR = 2
+MAX_PAUSE = 240
 
 
 def retrain_site(site: str) -> dict[str, Any]:
@@ -49,6 +55,7 @@ class SiteTrainer:
         lock = TrainingLock(self.labels.redis, site, holder, ttl=RETRAIN_TIMEOUT)
         if not lock.acquire():
             return {"outcome": "busy"}  # its holder looks for newer labels when done
+        started = time.monotonic()
         try:
             version = self.labels.version(site)
             outcomes, more_to_score = self._train(site)
@@ -56,8 +63,9 @@ class SiteTrainer:
                 self.labels.mark_trained(site, version)
         finally:
             lock.release()
+        took = time.monotonic() - started
         if more_to_score or self.labels.version(site) != version:
-            self.runtime.learning(site)
+            self.runtime.learning(site, delay=min(MAX_PAUSE, PAUSE_FACTOR * took))
         return {o.kind: {"promoted": o.promoted, "reason": o.reason} for o in outcomes}
 
     def _train(self, site: str) -> tuple[list[Outcome], bool]:
