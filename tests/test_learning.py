@@ -223,7 +223,7 @@ def test_a_poisoned_batch_is_not_promoted_and_rollback_restores(
         models = news.wait_for_training()
         latest = models["spam"]["history"][0]
         assert latest["event"] == "trained" and not latest["promoted"], latest
-        assert latest["held_out"]["only_older_than_model_in_use"]
+        assert latest["older"]["labels"] > 0 and latest["reason"].startswith("worse on older")
         assert models["spam"]["version"] == good
         still = news.submit("still", "Zorblax tonic cured my elbow in a week, ask for zorblax")
         assert still["decision"]["models"]["spam"] == f"spam-base-1+news.v{good}"

@@ -145,12 +145,23 @@ def test_the_base_model_tells_spam_from_discussion(scorer: SpamScorer) -> None:
 
 
 def test_context_signals_add_their_hand_set_weight(scorer: SpamScorer) -> None:
+    """Against a plain comment, however harmless the text: a filled honeypot, a burst."""
     alone = score(scorer, CLEAN).score
     assert score(scorer, CLEAN, SpamContext(honeypot_filled=True)).score >= 0.9
-    assert score(scorer, CLEAN, SpamContext(duplicate_count=3)).score > 0.7
     assert score(scorer, CLEAN, SpamContext(author_burst=5)).score > 0.7
-    assert alone < score(scorer, CLEAN, SpamContext(duplicate_count=2)).score < 0.7
     assert names(score(scorer, CLEAN, SpamContext(author_burst=2, ip_burst=2))) == set()
+    assert alone < score(scorer, CLEAN, SpamContext(duplicate_count=2)).score
+
+
+def test_repeats_add_to_what_the_text_is(scorer: SpamScorer) -> None:
+    """The same reaction from many readers stays approved; a copied promotion is held."""
+    reaction, promotion = "Awesome", "Check out this video on YouTube:"
+    assert score(scorer, reaction, SpamContext(duplicate_count=5)).score < 0.7
+    assert (
+        score(scorer, promotion).score
+        < score(scorer, promotion, SpamContext(duplicate_count=3)).score
+    )
+    assert score(scorer, promotion, SpamContext(duplicate_count=3)).score >= 0.7
 
 
 @pytest.mark.parametrize(

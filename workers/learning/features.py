@@ -15,7 +15,7 @@ The same code turns texts into features for training and for scoring.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +24,7 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
-from workers.scoring.spam_signals import TEXT_SIGNALS, clean_text, text_signals
+from workers.scoring.spam_signals import TEXT_SIGNALS, clean_text, signals_in_cleaned
 
 #: Words as the n-gram features see them (one-letter words count: "sub 4 sub", "u").
 WORD_PATTERN = r"(?u)\b\w+\b"
@@ -88,8 +88,14 @@ class Featurizer:
         # Hashes one word n-gram exactly as `_words` does (it joins a bigram's words with " ").
         self._ngram = HashingVectorizer(analyzer=_whole, **common)
 
-    def matrix(self, texts: Sequence[str], inputs: np.ndarray | None = None) -> csr_matrix:
-        """One row per text; `inputs` has one row per text and one column per spec input."""
+    def matrix(
+        self,
+        texts: Sequence[str],
+        inputs: np.ndarray | None = None,
+        signals: Sequence[Mapping[str, tuple[float, str]]] | None = None,
+    ) -> csr_matrix:
+        """One row per text; `inputs` has one row per text and one column per spec input;
+        `signals` are the texts' `text_signals` when the caller has them already."""
         cleaned = [clean_text(text) for text in texts]
         blocks = []
         if self.spec.inputs:
@@ -98,16 +104,17 @@ class Featurizer:
                 raise ValueError(f"expected inputs {self.spec.inputs}, got {values.shape[1]}")
             blocks.append(csr_matrix(values))
         if self.signal_names:
-            blocks.append(csr_matrix(self._signal_strengths(cleaned)))
+            found = signals if signals is not None else [signals_in_cleaned(t) for t in cleaned]
+            blocks.append(csr_matrix(self._signal_strengths(found)))
         blocks.append(normalize(self._words.transform(cleaned)))
         blocks.append(normalize(self._chars.transform(cleaned)))
         return hstack(blocks, format="csr")
 
-    def _signal_strengths(self, cleaned: Sequence[str]) -> np.ndarray:
-        strengths = np.zeros((len(cleaned), len(self.signal_names)))
+    def _signal_strengths(self, found: Sequence[Mapping[str, tuple[float, str]]]) -> np.ndarray:
+        strengths = np.zeros((len(found), len(self.signal_names)))
         column = {name: i for i, name in enumerate(self.signal_names)}
-        for row, text in enumerate(cleaned):
-            for name, (strength, _) in text_signals(text).items():
+        for row, signals in enumerate(found):
+            for name, (strength, _) in signals.items():
                 strengths[row, column[name]] = strength
         return strengths
 

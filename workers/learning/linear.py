@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,8 +53,13 @@ class LinearModel:
     def logits(self, features: csr_matrix) -> np.ndarray:
         return np.asarray(features @ self.weights).ravel() + self.bias
 
-    def logits_of(self, texts: Sequence[str], inputs: np.ndarray | None = None) -> np.ndarray:
-        return self.logits(self.featurizer.matrix(texts, inputs))
+    def logits_of(
+        self,
+        texts: Sequence[str],
+        inputs: np.ndarray | None = None,
+        signals: Sequence[Mapping[str, tuple[float, str]]] | None = None,
+    ) -> np.ndarray:
+        return self.logits(self.featurizer.matrix(texts, inputs, signals))
 
     def input_weight(self, name: str) -> float:
         """The weight of one named input (e.g. the base model's logit)."""

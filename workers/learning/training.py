@@ -3,15 +3,14 @@
 1. The labels that teach the kind: `spam` (1) against `ok` (0) for spam, `toxic` (1) against
    `ok` (0) for toxicity. Nothing is trained before there are `min_labels` of each class.
 2. Every 4th label of each class, in arrival order, is held out: never trained on, it measures.
-3. The candidate is fitted on the rest: logistic regression with balanced classes, then
-   recalibrated on out-of-fold scores (`workers.learning.fitting`).
-4. It replaces the model in use (the base model while the site has none) only if it does at
-   least as well on the held-out labels, each within a small tolerance: a ROC AUC at least as
-   high (it ranks them as well) and a log loss at most as high (it is as sure of them). When
-   enough of the held-out labels are older than the model in use (two of each class), only
-   those count: a batch of new labels that contradict the old ones (a poisoned batch) then
-   cannot vouch for the model it trained, which has lost its confidence on them even where it
-   still ranks them right.
+3. The candidate is fitted on the rest: logistic regression with balanced classes (for
+   toxicity, recalibrated on out-of-fold scores: rare rejections make a timid model).
+4. It replaces the model in use (the base model while the site has none) only if, on the
+   held-out labels, it ranks them better than chance and at least as well (ROC AUC) and is at
+   least as sure of them (log loss), within small tolerances; and if, on the held-out labels
+   older than the model in use, it is not clearly worse (log loss): a batch of new labels that
+   contradicts the old ones (a poisoned batch) trains a model that has lost its confidence on
+   them even where it still ranks them right, and the new labels cannot vouch for it.
 
 5. A promoted candidate is fitted again on every label, held-out ones too: that is the model
    put in use. The candidate itself is kept beside it as its "held-out twin": the next
@@ -49,6 +48,8 @@ MIN_HELD_OUT = 2
 #: "At least as well", less what a handful of held-out labels cannot tell apart.
 AUC_TOLERANCE = 0.005
 LOG_LOSS_TOLERANCE = 0.05
+#: How much worse (log loss) than the model in use a candidate may do on the older labels.
+REGRESSION_TOLERANCE = 0.2
 #: Regularisation of site models (scikit-learn's C).
 SITE_STRENGTH = 1.0
 
@@ -61,6 +62,7 @@ class Task(Protocol):
     base: str  # the base model's name (site model names start with it)
     spec: FeatureSpec
     shift: float  # added to the fitted bias (see site_models.EVEN_ODDS_SCORE)
+    calibrate: bool  # recalibrate the fit on out-of-fold scores
 
     def inputs(self, labels: Sequence[Label]) -> np.ndarray | None: ...
 
@@ -121,15 +123,13 @@ def train(
     }
     candidate = _fit(task, name, info, features[~held_out], y[~held_out])
 
-    known = held_out & _known_to(chosen, in_use)
-    measured = known if _measurable(y[known]) else held_out
+    mine = candidate.logits(features) - task.shift
+    theirs = task.in_use_logits(in_use, chosen, inputs)
+    older = held_out & _known_to(chosen, in_use)
+    quality = _compare(y[held_out], mine[held_out], theirs[held_out])
+    regression = _compare(y[older], mine[older], theirs[older]) if _measurable(y[older]) else None
     in_use_name = in_use.name if in_use else task.base
-    quality = _compare(
-        y[measured],
-        mine=candidate.logits(features[measured]) - task.shift,
-        theirs=task.in_use_logits(in_use, chosen, inputs)[measured],
-    )
-    promoted, reason = _verdict(quality, in_use_name)
+    promoted, reason = _verdict(quality, regression, in_use_name)
     model = _fit(task, name, info, features, y) if promoted else None
     entry = {
         "version": version,
@@ -142,19 +142,15 @@ def train(
             "ok": negatives,
             "held_out": int(held_out.sum()),  # its twin learned from all but these
         },
-        "held_out": {
-            "labels": int(measured.sum()),
-            "only_older_than_model_in_use": bool(measured is known),
-            "in_use": in_use_name,
-            **quality,
-        },
+        "held_out": {"in_use": in_use_name, **quality},
+        "older": regression,  # the held-out labels older than the model in use
         "newest_label": chosen[-1].id,
     }
     return Outcome(task.kind, candidate, promoted, reason, entry, model)
 
 
 def _fit(task: Task, name: str, info: dict[str, Any], features: Any, y: np.ndarray) -> LinearModel:
-    weights, bias = fit_logistic(features, y, strength=SITE_STRENGTH, calibrate=True)
+    weights, bias = fit_logistic(features, y, strength=SITE_STRENGTH, calibrate=task.calibrate)
     return LinearModel(name, task.spec, weights, bias + task.shift, dict(info))
 
 
@@ -184,9 +180,10 @@ def _measurable(y: np.ndarray) -> bool:
     return len(y) > 0 and min(int(y.sum()), int(len(y) - y.sum())) >= MIN_HELD_OUT
 
 
-def _compare(y: np.ndarray, *, mine: np.ndarray, theirs: np.ndarray) -> dict[str, float | None]:
+def _compare(y: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
     """ROC AUC and log loss of the candidate (`mine`) and the model in use on the same labels."""
     return {
+        "labels": len(y),
         "auc": roc_auc(y, mine),
         "in_use_auc": roc_auc(y, theirs),
         "log_loss": balanced_log_loss(y, mine),
@@ -194,17 +191,34 @@ def _compare(y: np.ndarray, *, mine: np.ndarray, theirs: np.ndarray) -> dict[str
     }
 
 
-def _verdict(quality: dict[str, float | None], in_use: str) -> tuple[bool, str]:
-    """Whether the candidate does at least as well as the model in use, and why (not)."""
+def _verdict(
+    quality: dict[str, Any], regression: dict[str, Any] | None, in_use: str
+) -> tuple[bool, str]:
+    """Whether the candidate may replace the model in use, and why (not), in words."""
     auc, their_auc = quality["auc"], quality["in_use_auc"]
     loss, their_loss = quality["log_loss"], quality["in_use_log_loss"]
-    ranks = auc is not None and (their_auc is None or auc >= their_auc - AUC_TOLERANCE)
-    sure = loss is not None and (their_loss is None or loss <= their_loss + LOG_LOSS_TOLERANCE)
-    reason = (
-        f"held-out AUC {_fmt(auc)} {'>=' if ranks else '<'} {_fmt(their_auc)} and log loss "
-        f"{_fmt(loss)} {'<=' if sure else '>'} {_fmt(their_loss)} of {in_use}"
+    compared = (
+        f"on {quality['labels']} held-out labels AUC {_fmt(auc)} ({in_use}: {_fmt(their_auc)}),"
+        f" log loss {_fmt(loss)} ({in_use}: {_fmt(their_loss)})"
     )
-    return ranks and sure, reason
+    if auc is None or auc <= 0.5:
+        return False, f"ranks no better than chance: {compared}"
+    if their_auc is not None and auc < their_auc - AUC_TOLERANCE:
+        return False, f"ranks worse (by more than {AUC_TOLERANCE}): {compared}"
+    if their_loss is not None and loss > their_loss + LOG_LOSS_TOLERANCE:
+        return False, f"less sure (log loss worse by more than {LOG_LOSS_TOLERANCE}): {compared}"
+    if regression is None:
+        return True, f"as good or better: {compared}"
+    older = (
+        f"on the {regression['labels']} labels older than {in_use} log loss "
+        f"{_fmt(regression['log_loss'])} ({in_use}: {_fmt(regression['in_use_log_loss'])})"
+    )
+    if regression["log_loss"] > regression["in_use_log_loss"] + REGRESSION_TOLERANCE:
+        return False, (
+            f"worse on older labels (by more than {REGRESSION_TOLERANCE}; do new labels "
+            f"contradict them?): {older}; {compared}"
+        )
+    return True, f"as good or better: {compared}; {older}"
 
 
 def _fmt(value: float | None) -> str:
@@ -221,6 +235,8 @@ class SpamTask:
     positive = LabelKind.SPAM
     spec = SITE_SPAM_SPEC
     shift = 0.0
+    # The base logit makes it sure already; recalibrating made it hold more ham (measured).
+    calibrate = False
 
     def __init__(self, base_logits: Callable[[Sequence[str]], np.ndarray], base: str) -> None:
         self._base_logits = base_logits
@@ -247,6 +263,7 @@ class ToxicityTask:
     kind = TOXICITY
     positive = LabelKind.TOXIC
     shift = EVEN_ODDS_SHIFT
+    calibrate = True
 
     def __init__(
         self,

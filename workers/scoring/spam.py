@@ -1,15 +1,17 @@
 """The spam score: a learned model of the text, refined by the site's own model when it has one,
 plus the hand-set context signals.
 
-    logit = learned(text)                                          without context signals
-    logit = max(learned(text), plain comment) + sum(their weights)  with them
+    logit = learned(text) + repeats                 (repeats: the weight of "duplicate", if any)
+    logit = max(logit, plain comment) + others     if honeypot, bursts or author fields fired
     score = sigmoid(logit)
 
 `learned` is the base model (`workers/learning/models/spam-base.npz`, trained on public comment
 spam by `workers.learning.build_spam_base`) or, once the site's labels have trained one, the
 site's model over the base model's logit and the text. Context signals (honeypot, repeated
 text, bursts, author fields) have no public labeled data, so their weights are set by hand in
-`workers.scoring.spam_signals`, against a plain comment (`PLAIN_COMMENT_LOGIT`).
+`workers.scoring.spam_signals`, against a plain comment (`PLAIN_COMMENT_LOGIT`). A repeated
+text adds to what the model thinks of the text itself (`ON_THE_TEXT`): the same short reaction
+is posted by many people, and only repeats of text with some promotion in it get held.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from workers.learning.explain import Explanation, top_phrases
 from workers.learning.linear import LinearModel
-from workers.learning.site_models import sigmoid
+from workers.learning.site_models import BASE_SPAM_LOGIT, sigmoid
 from workers.scoring.spam_signals import (
     PLAIN_COMMENT_LOGIT,
     SpamContext,
@@ -30,11 +32,16 @@ from workers.scoring.spam_signals import (
     clean_text,
     context_signals,
     count_links,
-    text_signals,
+    signals_in_cleaned,
 )
 
 #: The base model the service ships (built by `python -m workers.learning.build_spam_base`).
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "learning" / "models" / "spam-base.npz"
+
+#: Context signals added to what the model thinks of the text itself: the same short reaction
+#: ("awesome", "I love this song") is posted by many people, a copied campaign is not
+#: harmless text. The others (honeypot, bursts, author fields) count against a plain comment.
+ON_THE_TEXT = frozenset({"duplicate"})
 
 #: Text signals worth naming in a reason when they pushed the score up (the others are
 #: phrases, which the quoted words show better).
@@ -77,27 +84,31 @@ class SpamScorer:
         site_models: Sequence[LinearModel | None],
     ) -> list[SpamResult]:
         """One result per text; `site_models[i]` is the model of text i's site, or None."""
-        base = self.base_logits(texts)
+        cleaned = [clean_text(text) for text in texts]
+        found = [signals_in_cleaned(text) for text in cleaned]
+        base = self.base.logits_of(texts, signals=found)
         learned = base.copy()
         for model in {id(m): m for m in site_models if m is not None}.values():
             rows = [i for i, m in enumerate(site_models) if m is model]
             chosen = [texts[i] for i in rows]
-            learned[rows] = model.logits_of(chosen, base[rows].reshape(-1, 1))
+            signals = [found[i] for i in rows]
+            learned[rows] = model.logits_of(chosen, base[rows].reshape(-1, 1), signals)
+        signal_weights = {id(m): self._signal_weights(m) for m in [None, *site_models]}
         results = []
-        for i, text in enumerate(texts):
+        for i in range(len(texts)):
             site_model = site_models[i]
-            cleaned = clean_text(text)
-            fired = self._text_evidence(cleaned, site_model)
-            context = list(context_signals(cleaned, contexts[i]))
+            fired = self._evidence(found[i], signal_weights[id(site_model)])
+            context = list(context_signals(cleaned[i], contexts[i]))
             fired += context
-            logit = learned[i]
-            if context:
-                logit = max(logit, PLAIN_COMMENT_LOGIT) + sum(s.weight for s in context)
+            logit = learned[i] + sum(s.weight for s in context if s.name in ON_THE_TEXT)
+            floored = [s for s in context if s.name not in ON_THE_TEXT]
+            if floored:
+                logit = max(logit, PLAIN_COMMENT_LOGIT) + sum(s.weight for s in floored)
             fired.sort(key=lambda s: (-s.weight, s.name))
             results.append(
                 SpamResult(
                     score=float(sigmoid(np.array(logit))),
-                    link_count=count_links(cleaned),
+                    link_count=count_links(texts[i]),
                     signals=tuple(s for s in fired if s.weight > 0),
                     model=site_model.name if site_model else self.name,
                 )
@@ -114,15 +125,25 @@ class SpamScorer:
         weights = self.base.text_weights()
         if site_model is None:
             return weights
-        return site_model.text_weights() + site_model.input_weight("base_spam_logit") * weights
+        return site_model.text_weights() + site_model.input_weight(BASE_SPAM_LOGIT) * weights
 
-    def _text_evidence(self, cleaned: str, site_model: LinearModel | None) -> list[SpamSignal]:
+    def _signal_weights(self, site_model: LinearModel | None) -> dict[str, float]:
+        """Each text signal's weight under the model in use (as `text_weights`, for the signals
+        alone: they come first in the text's layout)."""
+        count = len(self._text_names)
+        weights = self.base.text_weights()[:count]
+        if site_model is not None:
+            own = site_model.text_weights()[:count]
+            weights = own + site_model.input_weight(BASE_SPAM_LOGIT) * weights
+        return dict(zip(self._text_names, weights.tolist(), strict=True))
+
+    def _evidence(
+        self, found: dict[str, tuple[float, str]], weights: dict[str, float]
+    ) -> list[SpamSignal]:
         """The text signals found, each with the log-odds it adds under the model in use."""
-        weights = self.text_weights(site_model)
-        column = {name: i for i, name in enumerate(self._text_names)}
         return [
-            SpamSignal(name, round(float(weights[column[name]]) * strength, 3), detail)
-            for name, (strength, detail) in text_signals(cleaned).items()
+            SpamSignal(name, round(weights[name] * strength, 3), detail)
+            for name, (strength, detail) in found.items()
         ]
 
     def explain(self, text: str, result: SpamResult, site_model: LinearModel | None) -> Explanation:

@@ -350,14 +350,14 @@ def text_signals(text: str) -> dict[str, tuple[float, str]]:
 
     Names are those of `TEXT_SIGNALS`; the learned spam model weighs them.
     """
-    return _text_signals(clean_text(text))
+    return signals_in_cleaned(clean_text(text))
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _text_signals(cleaned: str) -> dict[str, tuple[float, str]]:
-    """Signals found in already cleaned text (see ``text_signals``)."""
+def signals_in_cleaned(cleaned: str) -> dict[str, tuple[float, str]]:
+    """`text_signals` of a text already through `clean_text`."""
     phrase_text = _REPEAT.sub(r"\1", cleaned)
     found: dict[str, tuple[float, str]] = {}
 
