@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: run test lint format bench-spam bench soak clean
+.PHONY: run test lint format bench-spam bench-learning bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ format: $(VENV)/.installed-test
 
 bench-spam: $(VENV)/.installed-test
 	$(BIN)/python bench/spam_eval.py
+
+# Per-site learning through the real API and a worker (about 15 minutes; needs redis-server):
+# spam labels per left-out YouTube video, the Davidson moderators' scenario, seeds 0-2. Prints
+# markdown tables; writes bench/results/learning-eval-<date>.json. `--quick` is a smoke run.
+bench-learning: $(VENV)/.installed
+	$(BIN)/python -m bench.learning_eval
 
 # Detoxify throughput and latency: naive RQ vs raw in-process vs the service (under 10 minutes;
 # needs redis-server). Prints a table; writes bench/results/bench-<date>.json and latest.json.

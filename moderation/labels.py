@@ -53,26 +53,38 @@ class Label:
     toxicity_model: str = ""  # the model that gave `scores`
 
 
-# KEYS: comment hash, labels stream, stats hash. ARGV: max length, kind, then the entry's fields
-# as name, value pairs. Replaces the comment's earlier label, if any; returns the new id.
-_LABEL_COMMENT_SCRIPT = """
-local old = redis.call('HGET', KEYS[1], 'example_id')
-if old then
-  local entries = redis.call('XRANGE', KEYS[2], old, old)
-  if #entries > 0 then
-    local fields = entries[1][2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'kind' then redis.call('HINCRBY', KEYS[3], fields[i + 1], -1) end
-    end
-    redis.call('XDEL', KEYS[2], old)
+#: A Lua function for the scripts that remove a comment's label (here, and the erasure in
+#: `moderation.store`): deletes label `id` from `stream` and counts it out of `stats` by kind.
+#: Returns whether there was such a label.
+FORGET_LABEL_LUA = """
+local function forget_label(stream, stats, id)
+  local entries = redis.call('XRANGE', stream, id, id)
+  if #entries == 0 then return false end
+  local fields = entries[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'kind' then redis.call('HINCRBY', stats, fields[i + 1], -1) end
   end
+  redis.call('XDEL', stream, id)
+  return true
 end
+"""
+
+# KEYS: comment hash, labels stream, stats hash, metric counters. ARGV: max length, kind, then the
+# entry's fields as name, value pairs. Replaces the comment's earlier label, if any; returns the
+# new id.
+_LABEL_COMMENT_SCRIPT = (
+    FORGET_LABEL_LUA
+    + """
+local old = redis.call('HGET', KEYS[1], 'example_id')
+if old then forget_label(KEYS[2], KEYS[3], old) end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
 redis.call('HSET', KEYS[1], 'example_id', id)
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[3], 'version', 1)
+redis.call('HINCRBY', KEYS[4], 'labels|' .. ARGV[2], 1)
 return id
 """
+)
 
 #: Reasons that say a comment was held as spam (the policy's wording).
 _SPAM_REASONS = ("spam ", "honeypot", "duplicate")
@@ -137,6 +149,7 @@ class LabelStore:
                 KEYS.comment(comment.site, comment.id),
                 KEYS.labels(comment.site),
                 KEYS.label_stats(comment.site),
+                KEYS.metric_counters,
             ],
             args=[MAX_LABELS, kind.value, *fields],
         )
@@ -165,6 +178,7 @@ class LabelStore:
             )
             pipe.hincrby(KEYS.label_stats(site), kind.value, 1)
             pipe.hincrby(KEYS.label_stats(site), "version", 1)
+            pipe.hincrby(KEYS.metric_counters, f"labels|{kind.value}", 1)
             label_id = pipe.execute()[0]
         self.on_change(site)
         return label_id.decode() if isinstance(label_id, bytes) else str(label_id)

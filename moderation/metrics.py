@@ -112,6 +112,14 @@ class RedisCollector(Collector):
             "Webhook delivery attempts by outcome",
             labels=["outcome"],
         )
+        labels = CounterMetricFamily(
+            "moderation_labels", "Labels given for the sites' learning, by kind", labels=["kind"]
+        )
+        trainings = CounterMetricFamily(
+            "moderation_site_model_trainings",
+            "Site models trained, by kind and whether they were put in use",
+            labels=["kind", "outcome"],
+        )
         for name, value in sorted(counts.items()):
             kind, _, rest = name.partition("|")
             if kind == "decisions":
@@ -119,8 +127,15 @@ class RedisCollector(Collector):
                 decisions.add_metric([action, decider], value)
             elif kind == "deliveries":
                 deliveries.add_metric([rest], value)
+            elif kind == "labels":
+                labels.add_metric([rest], value)
+            elif kind == "trainings":
+                model_kind, _, outcome = rest.partition("|")
+                trainings.add_metric([model_kind, outcome], value)
         yield decisions
         yield deliveries
+        yield labels
+        yield trainings
 
         scoring = HistogramMetricFamily(
             "moderation_scoring_duration_seconds",

@@ -19,6 +19,7 @@ import redis
 from redis.client import Pipeline
 
 from moderation.keyspace import KEYS
+from moderation.labels import FORGET_LABEL_LUA
 from moderation.records import (
     ActivityCounts,
     Comment,
@@ -92,20 +93,14 @@ return {1, status}
 # KEYS: comment, pending index, site's held index, audit list, site's event stream, site's
 # labels stream, retention index, site's label stats. ARGV: comment id, pending member, actor,
 # time.
-_ERASE_SCRIPT = """
+_ERASE_SCRIPT = (
+    FORGET_LABEL_LUA
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 local label = redis.call('HGET', KEYS[1], 'example_id')
-if label then
-  local entries = redis.call('XRANGE', KEYS[6], label, label)
-  if #entries > 0 then
-    local fields = entries[1][2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'kind' then redis.call('HINCRBY', KEYS[8], fields[i + 1], -1) end
-    end
-    redis.call('XDEL', KEYS[6], label)
-    redis.call('HINCRBY', KEYS[8], 'version', 1)
-  end
+if label and forget_label(KEYS[6], KEYS[8], label) then
+  redis.call('HINCRBY', KEYS[8], 'version', 1)
 end
 redis.call('HDEL', KEYS[1], 'example_id', 'highlights')
 redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
@@ -119,6 +114,7 @@ redis.call('RPUSH', KEYS[4], event)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[1], 'event', event)
 return 1
 """
+)
 
 
 #: The one reason of the hold a comment gets when every scoring attempt failed.

@@ -22,6 +22,7 @@ from moderation.moderators import ModeratorStore, Role
 from moderation.sites import SiteCredentials
 from tests.support.load import served_api
 from tests.support.processes import PROJECT_ROOT, moderation_env, running_worker, wait_for
+from tests.support.prometheus import sample
 from tests.support.site_labels import SITE_ABUSE, SITE_BANTER, SITE_HAM, SITE_SPAM
 
 pytestmark = pytest.mark.e2e
@@ -141,6 +142,9 @@ def test_akismet_submissions_train_the_sites_spam_model(news: Site) -> None:
     assert report["labels"] == {"spam": 12, "ok": 12, "held_out": 6}
     assert report["held_out"]["auc"] >= report["held_out"]["in_use_auc"]
     assert news.models()["report"]["labels"] == {"spam": 12, "toxic": 0, "ok": 12, "other": 0}
+    metrics = requests.get(f"{news.base}/metrics", timeout=30).text
+    assert sample(metrics, "moderation_labels_total", kind="spam") == 12
+    assert sample(metrics, "moderation_site_model_trainings_total", kind="spam", outcome="promoted")
 
 
 def test_perspective_suggestions_train_the_sites_toxicity_model(news: Site) -> None:

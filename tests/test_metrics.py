@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import requests
 
@@ -11,22 +9,10 @@ from moderation.moderators import ModeratorStore, Role
 from moderation.records import Action, Decision, utc_now
 from moderation.store import CommentStore
 from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
+from tests.support.prometheus import sample
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def sample(metrics: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text format (0 when absent)."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    for line in metrics.splitlines():
-        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = ",".join(sorted((match.group(2) or "").split(","))) if match.group(2) else ""
-        if found == wanted:
-            return float(match.group(3))
-    return 0.0
 
 
 @pytest.fixture

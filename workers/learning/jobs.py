@@ -123,6 +123,8 @@ class SiteTrainer:
         if outcome.candidate is None:
             return
         model, twin = outcome.model, outcome.candidate
+        result = "promoted" if outcome.promoted else "not_promoted"
+        self.runtime.metrics.increment(f"trainings|{outcome.kind}|{result}")
         self.runtime.registry.record(
             site,
             outcome.kind,
