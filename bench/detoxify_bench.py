@@ -43,6 +43,7 @@ import psutil
 from bench.comments import shuffled_comments
 from bench.detoxify_model import CACHE, bench_model
 from bench.load_client import ServiceClient, full_load, paced_load
+from bench.reports import write_report
 from bench.stacks import log_sizes, run_naive, running_service, worker_batches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,15 +358,9 @@ def _percent(share: float | None) -> str:
 
 
 def write_json(report: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y-%m-%dT%H%M")
-    text = json.dumps(report, indent=2) + "\n"
-    dated = RESULTS / f"bench-{stamp}.json"
-    for path in (dated, RESULTS / "latest.json"):
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    return dated
+    write_report(RESULTS / "latest.json", report)
+    return write_report(RESULTS / f"bench-{stamp}.json", report)
 
 
 # --- main -------------------------------------------------------------------------------------

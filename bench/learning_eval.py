@@ -35,8 +35,6 @@ bench/.cache/learning-eval-last-run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import shutil
 import statistics
@@ -56,6 +54,7 @@ from sklearn.metrics import roc_auc_score
 from bench.detoxify_bench import machine
 from bench.detoxify_model import CACHE
 from bench.load_client import ServiceClient, decided
+from bench.reports import write_report
 from bench.stacks import Service, running_service
 from moderation.moderators import ModeratorStore, Role
 from moderation.sites import SiteStore
@@ -652,13 +651,8 @@ def chosen_plan(args: argparse.Namespace) -> Plan:
 
 
 def write(report: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if report["quick"] else ""
-    path = RESULTS / f"learning-eval-{report['date']}{suffix}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_report(RESULTS / f"learning-eval-{report['date']}{suffix}.json", report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

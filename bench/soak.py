@@ -27,8 +27,6 @@ were decided more than once. Prints a table; writes bench/results/soak-<date>.js
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import sys
 import threading
@@ -47,6 +45,7 @@ from bench.comments import shuffled_comments
 from bench.detoxify_bench import machine
 from bench.detoxify_model import CACHE, bench_model
 from bench.load_client import LoadResult, ServiceClient, full_load, paced_load
+from bench.reports import write_report
 from bench.stacks import Service, running_service
 from moderation.keyspace import KEYS
 from moderation.queue import SCORING_QUEUE, scoring_queue
@@ -375,12 +374,7 @@ def print_table(report: dict) -> None:
 
 
 def write_json(report: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"soak-{datetime.now().strftime('%Y-%m-%dT%H%M')}.json"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_report(RESULTS / f"soak-{datetime.now().strftime('%Y-%m-%dT%H%M')}.json", report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
