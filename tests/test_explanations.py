@@ -14,7 +14,7 @@ SPAM = Explanation(("check out my channel", "subscribe"), ("3 links",))
 
 def test_reasons_get_notes_and_the_phrases_go_beside_them() -> None:
     reasons = ["spam 0.94 >= 0.70", "toxicity 0.85 >= 0.80", "4 links > 2 allowed"]
-    noted, highlights = explained_reasons(reasons, {"spam": SPAM})
+    noted, highlights = explained_reasons(reasons, {"spam": SPAM}.get)
     assert noted == ["spam 0.94 >= 0.70: 3 links", "toxicity 0.85 >= 0.80", "4 links > 2 allowed"]
     assert highlights == {"spam": ["check out my channel", "subscribe"]}
 
@@ -54,3 +54,14 @@ def test_the_page_marks_each_phrase_where_it_stands_in_the_comment() -> None:
     assert [(p["text"], p["label"]) for p in overlapping] == [("abcd", "spam"), ("ef", "toxicity")]
     assert content_parts("", {"spam": ["x"]}) == [{"text": "", "label": ""}]
     assert content_parts("plain", {}) == [{"text": "plain", "label": ""}]
+
+
+def test_only_the_scores_a_decision_names_are_explained() -> None:
+    asked: list[str] = []
+
+    def explain(label: str) -> Explanation | None:
+        asked.append(label)
+        return SPAM if label == "spam" else None
+
+    explained_reasons(["spam 0.94 >= 0.70", "spam 0.99 >= 0.97", "insult 0.9 >= 0.8"], explain)
+    assert asked == ["spam", "insult"]  # once per label, and never "toxicity"

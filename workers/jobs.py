@@ -23,12 +23,16 @@ from workers.scoring.spam_signals import text_fingerprint
 log = logging.getLogger(__name__)
 
 
-def policy_signals(runtime: WorkerRuntime, comment: Comment, rules: PolicySettings) -> Signals:
-    """What the site's policy looks at besides scores: its word lists and the author's record."""
+def policy_signals(
+    runtime: WorkerRuntime, comment: Comment, rules: PolicySettings, scored: Signals
+) -> Signals:
+    """The signals scoring found, plus what the site's policy looks at besides scores: its word
+    lists and the author's record."""
     content = comment.submission.content
     author_id = comment.submission.author.get("id", "")
     approved = runtime.store.author_counts(comment.site, author_id)["approved"] if author_id else 0
-    return Signals(
+    return replace(
+        scored,
         banned_words=tuple(runtime.word_list(rules.banned_words).find(content)),
         suspect_words=tuple(runtime.word_list(rules.suspect_words).find(content)),
         author_approved=approved,
@@ -74,15 +78,9 @@ def auto_decision(
     rules = runtime.policies.get(comment.site)
     if scored is None:
         scored = score_batch(runtime, [comment])[0]
-    signals = replace(
-        policy_signals(runtime, comment, rules),
-        link_count=scored.signals.link_count,
-        honeypot_filled=scored.signals.honeypot_filled,
-        spam_signals=scored.signals.spam_signals,
-        learned_toxicity=scored.signals.learned_toxicity,
-    )
+    signals = policy_signals(runtime, comment, rules, scored.signals)
     verdict = policy.decide(scored.scores, signals, rules)
-    reasons, highlights = explained_reasons(verdict.reasons, scored.explanations)
+    reasons, highlights = explained_reasons(verdict.reasons, scored.explain)
     decision = Decision(
         action=verdict.action,
         reasons=reasons,

@@ -96,7 +96,15 @@ class Featurizer:
     ) -> csr_matrix:
         """One row per text; `inputs` has one row per text and one column per spec input;
         `signals` are the texts' `text_signals` when the caller has them already."""
-        cleaned = [clean_text(text) for text in texts]
+        return self.matrix_of_cleaned([clean_text(text) for text in texts], inputs, signals)
+
+    def matrix_of_cleaned(
+        self,
+        cleaned: Sequence[str],
+        inputs: np.ndarray | None = None,
+        signals: Sequence[Mapping[str, tuple[float, str]]] | None = None,
+    ) -> csr_matrix:
+        """`matrix` of texts already through `clean_text` (the spam scorer cleans each once)."""
         blocks = []
         if self.spec.inputs:
             values = np.asarray(inputs, dtype=np.float64).reshape(len(cleaned), -1)

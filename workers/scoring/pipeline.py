@@ -3,8 +3,8 @@ exact models that did it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from moderation.policy import Signals
 from moderation.records import BASE_TOXICITY, ActivityCounts, Comment
@@ -15,8 +15,13 @@ from workers.scoring.spam import SpamResult, SpamScorer
 from workers.scoring.spam_signals import SpamContext
 from workers.scoring.toxicity import ToxicityScorer
 
-#: Learned scores from this value up are explained (the phrases that drove them).
-EXPLAIN_FROM = 0.5
+#: What drove a learned score ("spam", "toxicity"), asked only for the labels a decision's
+#: reasons name; None for a score no learned model of this comment gave.
+Explainer = Callable[[str], Explanation | None]
+
+
+def _nothing_to_explain(label: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,7 @@ class Scored:
     scores: dict[str, float]
     signals: Signals
     models: dict[str, str]
-    #: "spam" / "toxicity" -> what drove that learned score, when it is high
-    explanations: dict[str, Explanation] = field(default_factory=dict)
+    explain: Explainer = _nothing_to_explain
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,32 @@ def score_comments(
     scored = []
     for i, text in enumerate(texts):
         result = _combine(toxicity[i], spam[i], scorers.toxicity.name)
-        explanations = {}
-        if spam[i].score >= EXPLAIN_FROM:
-            explanations["spam"] = scorers.spam.explain(text, spam[i], models[i].spam)
-        if learned[i] is not None:
-            model = models[i].toxicity
-            result = _with_site_toxicity(result, float(learned[i]), model.name)  # type: ignore[union-attr]
-            if learned[i] >= EXPLAIN_FROM:
-                explanations["toxicity"] = _explain_toxicity(model, text)  # type: ignore[arg-type]
-        scored.append(Scored(result.scores, result.signals, result.models, explanations))
+        site_toxicity = models[i].toxicity if learned[i] is not None else None
+        if site_toxicity is not None:
+            result = _with_site_toxicity(result, float(learned[i]), site_toxicity.name)  # type: ignore[arg-type]
+        explain = _explainer(scorers.spam, text, spam[i], models[i].spam, site_toxicity)
+        scored.append(replace(result, explain=explain))
     return scored
+
+
+def _explainer(
+    spam_scorer: SpamScorer,
+    text: str,
+    spam: SpamResult,
+    site_spam: LinearModel | None,
+    site_toxicity: LinearModel | None,
+) -> Explainer:
+    """Explains a comment's learned scores when asked (most decisions name none of them)."""
+
+    def explain(label: str) -> Explanation | None:
+        if label == "spam":
+            return spam_scorer.explain(text, spam, site_spam)
+        if label == "toxicity" and site_toxicity is not None:
+            phrases = top_phrases(site_toxicity.text_featurizer, text, site_toxicity.text_weights())
+            return Explanation(phrases)
+        return None
+
+    return explain
 
 
 def _combine(toxicity: dict[str, float], spam: SpamResult, toxicity_model: str) -> Scored:
@@ -113,20 +133,19 @@ def _with_site_toxicity(scored: Scored, score: float, model: str) -> Scored:
     return Scored(scores, signals, {**scored.models, "toxicity": model})
 
 
-def _explain_toxicity(model: LinearModel, text: str) -> Explanation:
-    return Explanation(top_phrases(model.text_featurizer, text, model.text_weights()))
-
-
 def explained_reasons(
-    reasons: list[str], explanations: Mapping[str, Explanation]
+    reasons: list[str], explain: Explainer
 ) -> tuple[list[str], dict[str, list[str]]]:
     """The policy's reasons with each learned score's notes (`spam 0.94 >= 0.70: 3 links`),
     and the phrases to quote and highlight for those labels."""
-    noted, highlights = [], {}
+    noted: list[str] = []
+    highlights: dict[str, list[str]] = {}
+    explained: set[str] = set()
     for reason in reasons:
         label = reason.split(" ", 1)[0]
-        explanation = explanations.get(label)
-        if explanation and label not in highlights:
+        explanation = explain(label) if label not in explained else None
+        explained.add(label)
+        if explanation:
             if explanation.notes:
                 reason = f"{reason}: {', '.join(explanation.notes)}"
             if explanation.phrases:

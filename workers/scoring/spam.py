@@ -31,7 +31,7 @@ from workers.scoring.spam_signals import (
     SpamSignal,
     clean_text,
     context_signals,
-    count_links,
+    links_in_cleaned,
     signals_in_cleaned,
 )
 
@@ -86,13 +86,14 @@ class SpamScorer:
         """One result per text; `site_models[i]` is the model of text i's site, or None."""
         cleaned = [clean_text(text) for text in texts]
         found = [signals_in_cleaned(text) for text in cleaned]
-        base = self.base.logits_of(texts, signals=found)
+        base = self.base.logits(self.base.featurizer.matrix_of_cleaned(cleaned, signals=found))
         learned = base.copy()
         for model in {id(m): m for m in site_models if m is not None}.values():
             rows = [i for i, m in enumerate(site_models) if m is model]
-            chosen = [texts[i] for i in rows]
-            signals = [found[i] for i in rows]
-            learned[rows] = model.logits_of(chosen, base[rows].reshape(-1, 1), signals)
+            features = model.featurizer.matrix_of_cleaned(
+                [cleaned[i] for i in rows], base[rows].reshape(-1, 1), [found[i] for i in rows]
+            )
+            learned[rows] = model.logits(features)
         signal_weights = {id(m): self._signal_weights(m) for m in [None, *site_models]}
         results = []
         for i in range(len(texts)):
@@ -108,7 +109,7 @@ class SpamScorer:
             results.append(
                 SpamResult(
                     score=float(sigmoid(np.array(logit))),
-                    link_count=count_links(texts[i]),
+                    link_count=links_in_cleaned(cleaned[i]),
                     signals=tuple(s for s in fired if s.weight > 0),
                     model=site_model.name if site_model else self.name,
                 )

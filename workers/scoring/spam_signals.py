@@ -324,7 +324,12 @@ def clean_text(text: str) -> str:
 
 def count_links(text: str) -> int:
     """Count http(s)/www URLs, ``<a href>`` targets and bare domains like ``example.com/path``."""
-    return len(_LINK.findall(clean_text(text)))
+    return links_in_cleaned(clean_text(text))
+
+
+def links_in_cleaned(cleaned: str) -> int:
+    """`count_links` of a text already through `clean_text`."""
+    return len(_LINK.findall(cleaned))
 
 
 def text_fingerprint(text: str) -> str:
