@@ -28,11 +28,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scipy.special import expit as sigmoid  # noqa: E402
+
 from workers.learning import public_data  # noqa: E402
 from workers.learning.build_spam_base import build  # noqa: E402
 from workers.learning.fitting import roc_auc  # noqa: E402
 from workers.learning.linear import LinearModel  # noqa: E402
-from workers.learning.site_models import sigmoid  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "spam_eval.json"
 HOLD = 0.7

@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 from moderation.cli_settings import with_settings
+from moderation.model_registry import KINDS
 from moderation.settings import Settings
 
-KIND = click.Choice(["spam", "toxicity"])
+KIND = click.Choice(KINDS)
 
 
 @click.group()

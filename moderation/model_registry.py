@@ -18,6 +18,10 @@ import redis
 from moderation.keyspace import KEYS
 from moderation.records import utc_now
 
+#: The kinds of site model: each site may have one of each.
+SPAM = "spam"
+TOXICITY = "toxicity"
+KINDS = (SPAM, TOXICITY)
 #: Files of this many promoted versions are kept per site and kind (for rollback).
 KEEP_VERSIONS = 10
 #: Log entries kept per site and kind.

@@ -5,21 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from rq import Worker
 
 from moderation.labels import LabelStore
-from moderation.model_registry import ModelRegistry
-from moderation.queue import scoring_queue
+from moderation.model_registry import KINDS, ModelRegistry
+from moderation.queue import live_scoring_workers
 from moderation.records import isoformat
 from moderation.store import WorkerModels
-
-KINDS = ("spam", "toxicity")
 
 
 def live_base_models(connection: redis.Redis) -> dict[str, list[str]]:
     """kind -> the base models the live scoring workers run (usually one each)."""
-    names = [w.name for w in Worker.all(connection=connection, queue=scoring_queue(connection))]
-    models = WorkerModels(connection).of(names).values()
+    models = WorkerModels(connection).of(live_scoring_workers(connection)).values()
     return {kind: sorted({m[kind] for m in models if m.get(kind)}) for kind in KINDS}
 
 

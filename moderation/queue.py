@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import redis
 from redis.client import Pipeline
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, Worker
 
 from moderation.keyspace import KEYS
 from moderation.logs import job_meta
@@ -37,6 +37,12 @@ RETRAIN_QUEUED_TTL = 300
 
 def scoring_queue(connection: redis.Redis) -> Queue:
     return Queue(SCORING_QUEUE, connection=connection)
+
+
+def live_scoring_workers(connection: redis.Redis) -> list[str]:
+    """Names of the scoring workers whose registration has not expired."""
+    queue = scoring_queue(connection)
+    return sorted(worker.name for worker in Worker.all(connection=connection, queue=queue))
 
 
 class ScoringEnqueuer:

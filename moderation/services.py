@@ -11,7 +11,6 @@ from redis.retry import Retry
 
 from moderation.deliveries import DeliveryLog, Outbox
 from moderation.labels import LabelStore
-from moderation.model_registry import ModelRegistry
 from moderation.moderators import ModeratorStore
 from moderation.policies import PolicyStore
 from moderation.queue import DeliveryEnqueuer, LearningEnqueuer, ScoringEnqueuer
@@ -45,7 +44,6 @@ class Services:
     deliveries: DeliveryLog
     policies: PolicyStore
     labels: LabelStore
-    models: ModelRegistry
 
 
 def build_services(settings: Settings) -> Services:
@@ -67,7 +65,6 @@ def build_services(settings: Settings) -> Services:
         deliveries=DeliveryLog(connection),
         policies=PolicyStore(connection, settings.policy),
         labels=labels,
-        models=ModelRegistry(connection),
     )
 
 

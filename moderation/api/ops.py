@@ -6,12 +6,11 @@ from typing import Any
 
 import redis
 from flask import Response
-from rq import Worker
 
 from moderation.api import Blueprint
 from moderation.api.spec import RETRY_AFTER
 from moderation.metrics import exposition
-from moderation.queue import scoring_queue
+from moderation.queue import live_scoring_workers
 from moderation.schemas import HealthSchema, ReadinessSchema
 from moderation.services import services
 from moderation.store import WorkerModels
@@ -21,9 +20,7 @@ blp = Blueprint("ops", __name__, description="Health, readiness and metrics (ope
 
 def live_worker_names() -> list[str]:
     """Names of the scoring workers whose registration has not expired."""
-    svc = services()
-    queue = scoring_queue(svc.redis)
-    return sorted(worker.name for worker in Worker.all(connection=svc.redis, queue=queue))
+    return live_scoring_workers(services().redis)
 
 
 @blp.route("/healthz")

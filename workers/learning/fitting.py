@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.sparse import csr_matrix
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -67,6 +68,6 @@ def balanced_log_loss(labels: Sequence[int], logits: Sequence[float]) -> float |
     y = np.asarray(labels)
     if len(set(y.tolist())) < 2:
         return None
-    probabilities = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, dtype=float), -30, 30)))
+    probabilities = expit(np.asarray(logits, dtype=float))
     weights = compute_sample_weight("balanced", y)
     return float(log_loss(y, probabilities, sample_weight=weights, labels=[0, 1]))

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from moderation.labels import Label, LabelKind, LabelScores, TrainingLock
+from moderation.model_registry import SPAM, TOXICITY
 from moderation.queue import RETRAIN_TIMEOUT
 from workers.learning.linear import LinearModel
-from workers.learning.site_models import SPAM, TOXICITY, SiteModels
+from workers.learning.site_models import SiteModels
 from workers.learning.training import Outcome, SpamTask, ToxicityTask, train
 from workers.runtime import WorkerRuntime, current_runtime
 

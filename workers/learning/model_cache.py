@@ -12,9 +12,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from moderation.model_registry import ModelRegistry
+from moderation.model_registry import SPAM, TOXICITY, ModelRegistry
 from workers.learning.linear import LinearModel, ModelFileError
-from workers.learning.site_models import SPAM, TOXICITY, SiteModels
+from workers.learning.site_models import SiteModels
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,6 @@ import numpy as np
 from workers.learning.features import FeatureSpec
 from workers.learning.linear import LinearModel
 
-SPAM = "spam"
-TOXICITY = "toxicity"
-KINDS = (SPAM, TOXICITY)
-
 #: The site spam model's one input besides the text: the base spam model's logit.
 BASE_SPAM_LOGIT = "base_spam_logit"
 SITE_SPAM_SPEC = FeatureSpec(signals=True, inputs=(BASE_SPAM_LOGIT,))
@@ -63,7 +59,3 @@ def toxicity_inputs(scores: Sequence[Mapping[str, float]], labels: Sequence[str]
 def model_name(base: str, site: str, version: int) -> str:
     """What decisions record for a site model: `spam-base-1+news.v3`."""
     return f"{base}+{site}.v{version}"
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))

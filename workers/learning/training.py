@@ -28,14 +28,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from moderation.labels import Label, LabelKind
+from moderation.model_registry import SPAM, TOXICITY
 from workers.learning.features import FeatureSpec, Featurizer
 from workers.learning.fitting import balanced_log_loss, fit_logistic, roc_auc
 from workers.learning.linear import LinearModel
 from workers.learning.site_models import (
     EVEN_ODDS_SHIFT,
     SITE_SPAM_SPEC,
-    SPAM,
-    TOXICITY,
     model_name,
     toxicity_inputs,
     toxicity_spec,
@@ -102,8 +101,8 @@ def train(
     chosen = [label for label in labels if label.kind in (task.positive, LabelKind.OK)]
     y = np.array([int(label.kind is task.positive) for label in chosen])
     positives, negatives = int(y.sum()), int(len(y) - y.sum())
-    if min(positives, negatives) < max(min_labels, HOLDOUT_EVERY * MIN_HELD_OUT):
-        needed = max(min_labels, HOLDOUT_EVERY * MIN_HELD_OUT)
+    needed = max(min_labels, HOLDOUT_EVERY * MIN_HELD_OUT)
+    if min(positives, negatives) < needed:
         reason = (
             f"waiting for {needed} labels of each class "
             f"(has {positives} {task.positive.value}, {negatives} ok)"

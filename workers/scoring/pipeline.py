@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from scipy.special import expit as sigmoid
+
 from moderation.policy import Signals
 from moderation.records import BASE_TOXICITY, ActivityCounts, Comment
 from workers.learning.explain import Explanation, top_phrases
 from workers.learning.linear import LinearModel
-from workers.learning.site_models import SiteModels, sigmoid, toxicity_inputs
+from workers.learning.site_models import SiteModels, toxicity_inputs
 from workers.scoring.spam import SpamResult, SpamScorer
 from workers.scoring.spam_signals import SpamContext
 from workers.scoring.toxicity import ToxicityScorer

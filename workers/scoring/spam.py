@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit as sigmoid
 
 from workers.learning.explain import Explanation, top_phrases
 from workers.learning.linear import LinearModel
-from workers.learning.site_models import BASE_SPAM_LOGIT, sigmoid
+from workers.learning.site_models import BASE_SPAM_LOGIT
 from workers.scoring.spam_signals import (
     PLAIN_COMMENT_LOGIT,
     SpamContext,
