@@ -24,6 +24,7 @@ from tests.support.load import served_api
 from tests.support.processes import PROJECT_ROOT, moderation_env, running_worker, wait_for
 from tests.support.prometheus import sample
 from tests.support.site_labels import SITE_ABUSE, SITE_BANTER, SITE_HAM, SITE_SPAM
+from workers.learning.training import AUC_TOLERANCE
 
 pytestmark = pytest.mark.e2e
 
@@ -139,8 +140,10 @@ def test_akismet_submissions_train_the_sites_spam_model(news: Site) -> None:
     assert after["decision"]["models"]["spam"] == f"spam-base-1+news.v{version}"
     assert after["decision"]["scores"]["spam"] > before["decision"]["scores"]["spam"]
     report = news.models()["spam"]
-    assert report["labels"] == {"spam": 12, "ok": 12, "held_out": 6}
-    assert report["held_out"]["auc"] >= report["held_out"]["in_use_auc"]
+    # The last training saw every label (an earlier one, on the first 10 of each, may be the
+    # model in use: a later candidate that does no better is not promoted).
+    assert report["history"][0]["labels"] == {"spam": 12, "ok": 12, "held_out": 6}
+    assert report["held_out"]["auc"] >= report["held_out"]["in_use_auc"] - AUC_TOLERANCE
     assert news.models()["report"]["labels"] == {"spam": 12, "toxic": 0, "ok": 12, "other": 0}
     metrics = requests.get(f"{news.base}/metrics", timeout=30).text
     assert sample(metrics, "moderation_labels_total", kind="spam") == 12
