@@ -116,24 +116,23 @@ class ModelRegistry:
 
     def promoted_versions(self, site: str, kind: str) -> list[int]:
         """Versions that were put in use and whose files are kept, newest first."""
-        versions = [
-            int(e["version"])
-            for e in self.log(site, kind)
-            if e["event"] == "trained" and e.get("promoted")
-        ]
-        kept = [v for v in versions if self.redis.exists(KEYS.site_model(site, kind, v))]
-        return sorted(set(kept), reverse=True)
+        versions = sorted(
+            {
+                int(e["version"])
+                for e in self.log(site, kind)
+                if e["event"] == "trained" and e.get("promoted")
+            },
+            reverse=True,
+        )
+        with self.redis.pipeline(transaction=False) as pipe:
+            for version in versions:
+                pipe.exists(KEYS.site_model(site, kind, version))
+            kept = pipe.execute()
+        return [version for version, exists in zip(versions, kept, strict=True) if exists]
 
     def entry(self, site: str, kind: str, version: int) -> dict[str, Any] | None:
         """The log entry of the training that made `version`."""
-        return next(
-            (
-                e
-                for e in self.log(site, kind)
-                if e["event"] == "trained" and e.get("version") == version
-            ),
-            None,
-        )
+        return training_entry(self.log(site, kind), version)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -148,3 +147,8 @@ class ModelRegistry:
         for version in sorted(set(kept), reverse=True)[KEEP_VERSIONS:]:
             pipe.delete(KEYS.site_model(site, kind, version))
             pipe.delete(KEYS.site_model_twin(site, kind, version))
+
+
+def training_entry(log: list[dict[str, Any]], version: int) -> dict[str, Any] | None:
+    """The entry of `log` (as `ModelRegistry.log` reads it) of the training that made `version`."""
+    return next((e for e in log if e["event"] == "trained" and e.get("version") == version), None)

@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from moderation.labels import LabelStore
-from moderation.model_registry import KINDS, ModelRegistry
+from moderation.model_registry import KINDS, ModelRegistry, training_entry
 from moderation.queue import live_scoring_workers
 from moderation.records import isoformat
 from moderation.store import WorkerModels
@@ -33,7 +33,8 @@ def site_models_report(
     report_models = []
     for kind in KINDS:
         version = active.get(kind, 0)
-        entry = registry.entry(site, kind, version) if version else None
+        log = registry.log(site, kind)
+        entry = training_entry(log, version) if version else None
         base = bases[kind]
         report_models.append(
             {
@@ -44,7 +45,7 @@ def site_models_report(
                 "trained_at": isoformat(entry["at"]) if entry else None,
                 "labels": entry["labels"] if entry else None,
                 "held_out": entry["held_out"] if entry else None,
-                "history": [_readable(e) for e in registry.log(site, kind, history)],
+                "history": [_readable(e) for e in log[:history]],
             }
         )
     return {

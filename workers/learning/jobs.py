@@ -109,8 +109,9 @@ class SiteTrainer:
     def _twins(self, site: str) -> SiteModels:
         """The held-out twins of the site's models in use (see `workers.learning.training`),
         each only if the worker would use the model itself (same base model)."""
-        in_use = self.runtime.site_models.for_sites([site])[site]
-        registry, active = self.runtime.registry, self.runtime.registry.active(site)
+        registry = self.runtime.registry
+        active = registry.active(site)
+        in_use = self.runtime.site_models.in_use(site, active)
 
         def twin(kind: str, model: LinearModel | None) -> LinearModel | None:
             if model is None:

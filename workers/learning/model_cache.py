@@ -44,15 +44,21 @@ class SiteModelCache:
         if not self.enabled or not names:
             return {site: SiteModels() for site in names}
         active = self.registry.active_many(names)
-        return {
-            site: SiteModels(
-                spam=self._model(site, SPAM, active[site].get(SPAM)),
-                toxicity=self._model(site, TOXICITY, active[site].get(TOXICITY)),
-            )
-            for site in names
-        }
+        return {site: self.in_use(site, active[site]) for site in names}
+
+    def in_use(self, site: str, versions: dict[str, int]) -> SiteModels:
+        """The site's models at `versions` (kind -> version, as `ModelRegistry.active` reads
+        them); a kind without one uses the base model."""
+        if not self.enabled:
+            return SiteModels()
+        return SiteModels(
+            spam=self._model(site, SPAM, versions.get(SPAM)),
+            toxicity=self._model(site, TOXICITY, versions.get(TOXICITY)),
+        )
 
     def _model(self, site: str, kind: str, version: int | None) -> LinearModel | None:
+        """Site model `version` of `kind`, loaded once (None: the base model, or a version
+        this worker cannot use)."""
         if not version:
             return None
         key = (site, kind, version)
