@@ -53,6 +53,12 @@ def test_the_page_marks_each_phrase_where_it_stands_in_the_comment() -> None:
     overlapping = content_parts("abcdef", {"spam": ["abcd"], "toxicity": ["cdef"]})
     assert [(p["text"], p["label"]) for p in overlapping] == [("abcd", "spam"), ("ef", "toxicity")]
     assert content_parts("", {"spam": ["x"]}) == [{"text": "", "label": ""}]
+    # Lower-casing "İ" makes two characters: positions are the comment's own.
+    dotted = content_parts("İİ check out my channel", {"spam": ["check out my channel"]})
+    assert [(p["text"], p["label"]) for p in dotted] == [
+        ("İİ ", ""),
+        ("check out my channel", "spam"),
+    ]
     assert content_parts("plain", {}) == [{"text": "plain", "label": ""}]
 
 

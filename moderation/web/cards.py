@@ -6,6 +6,7 @@ Everything here is data; escaping is the template's (autoescape) and the script'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -65,14 +66,13 @@ def score_bars(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> 
 def content_parts(content: str, highlights: Mapping[str, list[str]]) -> list[dict[str, str]]:
     """The comment in pieces, each `{"text", "label"}`: `label` names the learned score a piece
     drove ("spam"), "" for the rest. Phrases are found case-insensitively; overlaps merge."""
-    lowered = content.lower()
-    spans: list[tuple[int, int, str]] = []
-    for label, phrases in highlights.items():
-        for phrase in phrases:
-            needle, start = phrase.lower(), 0
-            while needle and (found := lowered.find(needle, start)) >= 0:
-                spans.append((found, found + len(needle), label))
-                start = found + len(needle)
+    spans = [
+        (match.start(), match.end(), label)
+        for label, phrases in highlights.items()
+        for phrase in phrases
+        if phrase
+        for match in re.finditer(re.escape(phrase), content, re.IGNORECASE)
+    ]
     parts: list[dict[str, str]] = []
     position = 0
     for start, end, label in sorted(spans):
