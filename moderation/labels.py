@@ -69,25 +69,28 @@ local function forget_label(stream, stats, id)
 end
 """
 
-# KEYS: comment hash, labels stream, stats hash, metric counters. ARGV: max length, kind, then the
-# entry's fields as name, value pairs. Replaces the comment's earlier label, if any; returns the
-# new id.
-_LABEL_COMMENT_SCRIPT = (
+# Adds a label and counts it. KEYS: labels stream, stats hash, metric counters, and for a
+# stored comment its hash (its earlier label, if any, is replaced). ARGV: max length, kind, then
+# the entry's fields as name, value pairs. Returns the new label's id.
+_ADD_LABEL_SCRIPT = (
     FORGET_LABEL_LUA
     + """
-local old = redis.call('HGET', KEYS[1], 'example_id')
-if old then forget_label(KEYS[2], KEYS[3], old) end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
-redis.call('HSET', KEYS[1], 'example_id', id)
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-redis.call('HINCRBY', KEYS[3], 'version', 1)
-redis.call('HINCRBY', KEYS[4], 'labels|' .. ARGV[2], 1)
+local comment = KEYS[4]
+if comment then
+  local old = redis.call('HGET', comment, 'example_id')
+  if old then forget_label(KEYS[1], KEYS[2], old) end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+if comment then redis.call('HSET', comment, 'example_id', id) end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[2], 'version', 1)
+redis.call('HINCRBY', KEYS[3], 'labels|' .. ARGV[2], 1)
 return id
 """
 )
 
 #: Reasons that say a comment was held as spam (the policy's wording).
-_SPAM_REASONS = ("spam ", "honeypot", "duplicate")
+_SPAM_REASONS = ("spam ", "honeypot")
 
 
 def kind_of_decision(
@@ -127,7 +130,7 @@ class LabelStore:
     ) -> None:
         self.redis = connection
         self.on_change = on_change or (lambda site: None)
-        self._label_comment = connection.register_script(_LABEL_COMMENT_SCRIPT)
+        self._add_label = connection.register_script(_ADD_LABEL_SCRIPT)
 
     # --- adding -----------------------------------------------------------------------------
 
@@ -144,17 +147,7 @@ class LabelStore:
             scores=scores,
             toxicity_model=model,
         )
-        label_id = self._label_comment(
-            keys=[
-                KEYS.comment(comment.site, comment.id),
-                KEYS.labels(comment.site),
-                KEYS.label_stats(comment.site),
-                KEYS.metric_counters,
-            ],
-            args=[MAX_LABELS, kind.value, *fields],
-        )
-        self.on_change(comment.site)
-        return label_id.decode() if isinstance(label_id, bytes) else str(label_id)
+        return self._add(comment.site, kind, fields, KEYS.comment(comment.site, comment.id))
 
     def label_text(
         self,
@@ -166,20 +159,18 @@ class LabelStore:
     ) -> str:
         """Label a text that is no stored comment (Akismet's submissions, Perspective's
         suggestions); `details` are kept with it as they are. Returns its id."""
-        flat = _fields(kind, text, source)
+        fields = _fields(kind, text, source)
         if details:
-            flat += ["details", json.dumps(dict(details))]
-        with self.redis.pipeline() as pipe:
-            pipe.xadd(
-                KEYS.labels(site),
-                dict(zip(flat[::2], flat[1::2], strict=True)),
-                maxlen=MAX_LABELS,
-                approximate=True,
-            )
-            pipe.hincrby(KEYS.label_stats(site), kind.value, 1)
-            pipe.hincrby(KEYS.label_stats(site), "version", 1)
-            pipe.hincrby(KEYS.metric_counters, f"labels|{kind.value}", 1)
-            label_id = pipe.execute()[0]
+            fields += ["details", json.dumps(dict(details))]
+        return self._add(site, kind, fields)
+
+    def _add(self, site: str, kind: LabelKind, fields: list[str], comment_key: str = "") -> str:
+        """Store and count one label (for the comment at `comment_key`, if any); its id."""
+        keys = [KEYS.labels(site), KEYS.label_stats(site), KEYS.metric_counters]
+        label_id = self._add_label(
+            keys=keys + ([comment_key] if comment_key else []),
+            args=[MAX_LABELS, kind.value, *fields],
+        )
         self.on_change(site)
         return label_id.decode() if isinstance(label_id, bytes) else str(label_id)
 
@@ -229,12 +220,10 @@ class TrainingLock:
     _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
 
     def __init__(self, connection: redis.Redis, site: str, holder: str, ttl: int) -> None:
-        self.redis, self.key, self.holder, self.ttl = (
-            connection,
-            KEYS.learning_lock(site),
-            holder,
-            ttl,
-        )
+        self.redis = connection
+        self.key = KEYS.learning_lock(site)
+        self.holder = holder
+        self.ttl = ttl
 
     def acquire(self) -> bool:
         return bool(self.redis.set(self.key, self.holder, nx=True, ex=self.ttl))

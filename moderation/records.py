@@ -15,6 +15,8 @@ from typing import Any
 #: When a site's own toxicity model decided, the toxicity model's own `toxicity` score is kept
 #: under this label (and `toxicity` is the site's learned one).
 BASE_TOXICITY = "base_toxicity"
+#: A site model's name is its base model's, this, then the site's version: `lite+news.v2`.
+SITE_MODEL_SEPARATOR = "+"
 
 
 class Status(StrEnum):
@@ -83,7 +85,7 @@ class Decision:
         scores = {k: v for k, v in self.scores.items() if k not in ("spam", BASE_TOXICITY)}
         if BASE_TOXICITY in self.scores:
             scores["toxicity"] = self.scores[BASE_TOXICITY]
-        return self.models.get("toxicity", "").split("+", 1)[0], scores
+        return self.models.get("toxicity", "").split(SITE_MODEL_SEPARATOR, 1)[0], scores
 
     @classmethod
     def from_storage(cls, data: dict[str, Any]) -> Decision:

@@ -405,7 +405,9 @@ class SiteModelSchema(ma.Schema):
     )
     held_out = fields.Dict(
         allow_none=True,
-        metadata={"description": "ROC AUC on held-out labels, against the model it replaced"},
+        metadata={
+            "description": "ROC AUC and log loss on held-out labels, against the model it replaced"
+        },
     )
     history = fields.List(
         fields.Dict(), metadata={"description": "recent trainings and rollbacks, newest first"}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moderation.records import SITE_MODEL_SEPARATOR
 from workers.learning.features import FeatureSpec
 from workers.learning.linear import LinearModel
 
@@ -58,4 +59,4 @@ def toxicity_inputs(scores: Sequence[Mapping[str, float]], labels: Sequence[str]
 
 def model_name(base: str, site: str, version: int) -> str:
     """What decisions record for a site model: `spam-base-1+news.v3`."""
-    return f"{base}+{site}.v{version}"
+    return f"{base}{SITE_MODEL_SEPARATOR}{site}.v{version}"
