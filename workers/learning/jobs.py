@@ -33,7 +33,7 @@ SCORING_BUDGET = 2000
 SCORING_CHUNK = 64
 #: A site that keeps labeling is retrained again at the earliest this many times as long as
 #: the last training took (at most MAX_PAUSE seconds later): a worker of a site with 20,000
-#: labels (30-40 s of training) scores comments in between.
+#: labels (about 25 s of training) scores comments in between.
 PAUSE_FACTOR = 2
 MAX_PAUSE = 240
 
