@@ -112,7 +112,8 @@ def kind_of_decision(
     reasons = [reason.lower() for reason in before.reasons]
     if any(r.startswith(_SPAM_REASONS) or r.endswith("allowed") for r in reasons):
         return LabelKind.SPAM
-    toxicity_labels = {label for label in before.scores if label != "spam"}
+    scores = before.scores or {}
+    toxicity_labels = {label for label in scores if label != "spam"}
     if any(r.split(" ", 1)[0] in toxicity_labels or r.startswith("banned") for r in reasons):
         return LabelKind.TOXIC
     if not before.scores:

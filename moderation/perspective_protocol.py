@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moderation.labels import LabelKind
+from moderation.records import UNDETERMINED_LANGUAGE
+from moderation.worker_languages import registered_languages
 
 #: Perspective attribute -> the toxicity model's label.
 ATTRIBUTE_LABELS: dict[str, str] = {
@@ -28,7 +30,6 @@ ATTRIBUTE_LABELS: dict[str, str] = {
 DETOXIFY_ORIGINAL = frozenset(
     {"toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"}
 )
-MULTILINGUAL_LANGUAGES = ("en", "fr", "es", "it", "pt", "ru", "tr")
 #: Perspective's limit on the comment text (20 KB).
 MAX_TEXT_BYTES = 20_480
 SCORE_TYPE = "PROBABILITY"
@@ -110,7 +111,7 @@ def invalid(message: str) -> PerspectiveError:
 
 @dataclass(frozen=True)
 class ModelSupport:
-    """The labels and languages every live worker's toxicity model has."""
+    """The labels every live worker's toxicity model gives, the languages some one reads."""
 
     models: tuple[str, ...]
     labels: frozenset[str]
@@ -130,50 +131,27 @@ def labels_of(model: str) -> frozenset[str]:
     return DETOXIFY_ORIGINAL
 
 
-def languages_of(model: str) -> tuple[str, ...]:
-    """Detoxify `multilingual` scores seven languages; every other model English only."""
-    return MULTILINGUAL_LANGUAGES if model == "detoxify:multilingual" else ("en",)
-
-
 def model_support(workers: Iterable[Mapping[str, str]]) -> ModelSupport | None:
-    """What every live worker can score (the intersection), from their registrations
-    (`{"toxicity": name, "labels": "a,b"}`); None when no worker is alive."""
+    """What the live workers can score, from their registrations (`{"toxicity": name,
+    "labels": "a,b", "languages": "en,fr"}`): the labels every one gives, the languages some
+    one reads (comments are handed to a worker that reads theirs); None when none is alive."""
     registrations = list(workers)
     if not registrations:
         return None
-    names, labels, languages = [], None, None
+    names, labels = [], None
+    languages: set[str] = set()
     for registration in registrations:
         name = registration.get("toxicity", "?")
         names.append(name)
         own = registration.get("labels")
         model_labels = frozenset(own.split(",")) if own else labels_of(name)
         labels = model_labels if labels is None else labels & model_labels
-        model_languages = set(languages_of(name))
-        languages = model_languages if languages is None else languages & model_languages
+        languages |= registered_languages(registration)
     return ModelSupport(
         models=tuple(sorted(set(names))),
         labels=labels or frozenset(),
-        languages=tuple(lang for lang in MULTILINGUAL_LANGUAGES if lang in (languages or ())),
+        languages=tuple(sorted(languages)),
     )
-
-
-# --- languages -------------------------------------------------------------------------------
-
-_STOPWORDS: dict[str, frozenset[str]] = {
-    lang: frozenset(words.split())
-    for lang, words in {
-        "en": "the and is are you this that of to it not with for have was what",
-        "fr": "le la les et est vous une des du que pas pour avec sont ce je",
-        "es": "el la los las y es usted una del que no por con son lo muy",
-        "it": "il la gli e è sono una del che non per con questo molto di",
-        "pt": "o a os as e é você uma do que não por com são muito isso",
-        "tr": "ve bir bu da de için çok ne değil ben sen mi gibi ama",
-        "de": "der die das und ist sie nicht ein eine mit für auf ich du",
-        "nl": "de het een en is niet van dat op voor met zijn ik je",
-    }.items()
-}
-_WORD = re.compile(r"[^\W\d_]+")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
 def normalize_language(code: str) -> str:
@@ -181,17 +159,12 @@ def normalize_language(code: str) -> str:
     return code.strip().lower().replace("_", "-").split("-")[0]
 
 
-def detect_language(text: str, support: ModelSupport) -> str:
-    """A minimal guess: `en` for English-only models; otherwise Cyrillic is `ru`, else the
-    language with the most common words in the text (`en` when none is found)."""
-    if support.languages == ("en",):
-        return "en"
-    if len(_CYRILLIC.findall(text)) > len(text) / 4:
-        return "ru"
-    words = [w.lower() for w in _WORD.findall(text)]
-    counts = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
-    best = max(counts, key=lambda lang: counts[lang])
-    return best if counts[best] > 0 else "en"
+def scored_languages(detected: str, support: ModelSupport) -> list[str]:
+    """The languages a comment was scored in when the request named none: the detected one,
+    or for a text whose language cannot be told, English when a live model reads it."""
+    if detected != UNDETERMINED_LANGUAGE:
+        return [detected]
+    return ["en"] if "en" in support.languages else list(support.languages[:1])
 
 
 # --- the analyze request ---------------------------------------------------------------------

@@ -39,6 +39,8 @@ def policy_from_json(data: dict[str, Any]) -> PolicySettings:
         banned_words=tuple(data["banned_words"]),
         suspect_words=tuple(data["suspect_words"]),
         trusted_after=int(data["trusted_after"]),
+        # policies stored before languages were detected lack it
+        unscored_languages=str(data.get("unscored_languages", "hold")),
         version=int(data["version"]),
     )
 

@@ -21,6 +21,10 @@ class Signals:
     author_approved: int = 0  # the author's approved comments on the site before this one
     #: `toxicity` is the site's own learned score, which stands for every toxicity label
     learned_toxicity: bool = False
+    language: str = "und"  # the comment's detected language
+    #: no live toxicity model reads the comment's language: its toxicity scores come from a
+    #: model that does not read it (they may still hold it, never approve or reject it alone)
+    language_unread: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,10 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
     """
     trusted = is_trusted(signals, policy)
     if policy.auto_reject:
-        reject_reasons = _crossed(scores, _thresholds(policy.reject, signals, trusted))
+        reject = _thresholds(policy.reject, signals, trusted)
+        if signals.language_unread:  # a model that cannot read the text rejects nothing
+            reject = {label: value for label, value in reject.items() if label == "spam"}
+        reject_reasons = _crossed(scores, reject)
         if signals.honeypot_filled:
             reject_reasons.append("honeypot field filled")
         reject_reasons += _words("banned", signals.banned_words)
@@ -84,6 +91,8 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
         reasons.append(f"{signals.link_count} {noun} > {policy.max_links} allowed")
     reasons += _words("banned", signals.banned_words)
     reasons += _words("suspect", signals.suspect_words)
+    if signals.language_unread and policy.unscored_languages == "hold":
+        reasons.append(f"language {signals.language}: no model")
     if policy.premoderate:
         reasons.append("site premoderates every comment")
     return Verdict(Action.HOLD if reasons else Action.APPROVE, reasons)

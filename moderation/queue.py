@@ -11,6 +11,7 @@ from rq import Callback, Queue, Retry, Worker
 from moderation.keyspace import KEYS
 from moderation.logs import job_meta
 from moderation.settings import Settings
+from moderation.store import Enqueue
 
 SCORING_QUEUE = "moderation-scoring"
 SCORE_COMMENT_JOB = "workers.jobs.score_comment"
@@ -39,6 +40,18 @@ def scoring_queue(connection: redis.Redis) -> Queue:
     return Queue(SCORING_QUEUE, connection=connection)
 
 
+def language_queue_name(language: str) -> str:
+    """The queue of comments in `language` handed over by a worker whose model cannot read
+    them, to the workers whose model can (they listen on it besides the shared queue)."""
+    return f"{SCORING_QUEUE}-{language}"
+
+
+def language_of_queue(name: str) -> str | None:
+    """The language a language queue is for; None for the shared queue (or another)."""
+    prefix = f"{SCORING_QUEUE}-"
+    return name.removeprefix(prefix) if name.startswith(prefix) else None
+
+
 def live_scoring_workers(connection: redis.Redis) -> list[str]:
     """Names of the scoring workers whose registration has not expired."""
     queue = scoring_queue(connection)
@@ -49,6 +62,7 @@ class ScoringEnqueuer:
     """Puts one scoring job per accepted comment on the scoring queue."""
 
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.connection = connection
         self.queue = scoring_queue(connection)
         self.settings = settings
 
@@ -56,15 +70,32 @@ class ScoringEnqueuer:
         """Enqueue on `pipe` (already in MULTI); the job runs once the transaction executes."""
         return self._enqueue(pipe, site, comment_id, at_front=False)
 
+    def to_language(self, language: str, *, at_front: bool = False) -> Enqueue:
+        """Enqueues on the queue of the workers that read `language` instead."""
+        queue = Queue(language_queue_name(language), connection=self.connection)
+
+        def enqueue(pipe: Pipeline, site: str, comment_id: str) -> str:
+            return self._enqueue(pipe, site, comment_id, at_front=at_front, queue=queue)
+
+        return enqueue
+
     def ahead(self, pipe: Pipeline, site: str, comment_id: str) -> str:
         """Enqueue ahead of every queued job (workers take from the front): for one-off checks,
         whose caller waits on the answer, so that a backlog of comments nobody waits on (a
         backfill, a burst) does not make them time out."""
         return self._enqueue(pipe, site, comment_id, at_front=True)
 
-    def _enqueue(self, pipe: Pipeline, site: str, comment_id: str, *, at_front: bool) -> str:
+    def _enqueue(
+        self,
+        pipe: Pipeline,
+        site: str,
+        comment_id: str,
+        *,
+        at_front: bool,
+        queue: Queue | None = None,
+    ) -> str:
         retries = self.settings.job_retries
-        job = self.queue.enqueue_call(
+        job = (queue or self.queue).enqueue_call(
             SCORE_COMMENT_JOB,
             args=(site, comment_id),
             timeout=self.settings.job_timeout,

@@ -17,6 +17,8 @@ from typing import Any
 BASE_TOXICITY = "base_toxicity"
 #: A site model's name is its base model's, this, then the site's version: `lite+news.v2`.
 SITE_MODEL_SEPARATOR = "+"
+#: The language of a comment whose language could not be told (ISO 639-2's code for it).
+UNDETERMINED_LANGUAGE = "und"
 
 
 class Status(StrEnum):
@@ -57,20 +59,25 @@ class Decision:
 
     action: Action
     reasons: list[str]
-    scores: dict[str, float]
+    #: None when the comment could not be scored: never made-up numbers
+    scores: dict[str, float] | None
     models: dict[str, str]
     decided_by: str
     decided_at: float
     policy_version: int | None = None  # the site policy version an automatic decision used
+    #: the comment's language (ISO 639-1, `und` when unknown); None for decisions made
+    #: before languages were detected
+    language: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
             "action": self.action.value,
             "reasons": list(self.reasons),
-            "scores": dict(self.scores),
+            "scores": dict(self.scores) if self.scores is not None else None,
             "models": dict(self.models),
             "decided_by": self.decided_by,
             "decided_at": isoformat(self.decided_at),
+            "language": self.language or UNDETERMINED_LANGUAGE,
         }
         if self.policy_version is not None:
             data["policy_version"] = self.policy_version
@@ -82,6 +89,8 @@ class Decision:
     def model_scores(self) -> tuple[str, dict[str, float]]:
         """The toxicity model that scored the comment (without the site model's suffix) and the
         scores it gave, as it gave them (the inputs a site toxicity model learns from)."""
+        if self.scores is None:
+            return self.models.get("toxicity", ""), {}
         scores = {k: v for k, v in self.scores.items() if k not in ("spam", BASE_TOXICITY)}
         if BASE_TOXICITY in self.scores:
             scores["toxicity"] = self.scores[BASE_TOXICITY]
@@ -92,12 +101,17 @@ class Decision:
         return cls(
             action=Action(data["action"]),
             reasons=list(data["reasons"]),
-            scores={k: float(v) for k, v in data["scores"].items()},
+            scores=_scores_from_storage(data["scores"]),
             models=dict(data["models"]),
             decided_by=data["decided_by"],
             decided_at=float(data["decided_at"]),
             policy_version=data.get("policy_version"),
+            language=data.get("language"),
         )
+
+
+def _scores_from_storage(scores: dict[str, Any] | None) -> dict[str, float] | None:
+    return None if scores is None else {k: float(v) for k, v in scores.items()}
 
 
 @dataclass(frozen=True)

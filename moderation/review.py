@@ -183,10 +183,11 @@ class ReviewService:
         decision = Decision(
             action=action,
             reasons=reasons,
-            scores=previous.scores if previous else {},
+            scores=previous.scores if previous else None,
             models=previous.models if previous else {},
             decided_by=moderator.actor,
             decided_at=utc_now(),
+            language=previous.language if previous else None,
         )
         outcome = self.comments.decide(
             site,

@@ -9,6 +9,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from moderation.settings import UNSCORED_LANGUAGE_ACTIONS
 from moderation.sites import valid_site_name
 
 MAX_WAIT_SECONDS = 10.0
@@ -148,8 +149,16 @@ class WaitQuerySchema(ma.Schema):
 class DecisionSchema(ma.Schema):
     action = fields.String(validate=validate.OneOf(["approve", "hold", "reject"]))
     reasons = fields.List(fields.String())
-    scores = fields.Dict(keys=fields.String(), values=fields.Float())
+    scores = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        allow_none=True,
+        metadata={"description": "each label's score in [0, 1]; null if it could not be scored"},
+    )
     models = fields.Dict(keys=fields.String(), values=fields.String())
+    language = fields.String(
+        metadata={"description": "the comment's detected ISO 639-1 language, `und` if unknown"}
+    )
     decided_by = fields.String(metadata={"description": "auto or moderator:<name>"})
     decided_at = fields.String(metadata={"description": "ISO 8601 UTC time"})
     policy_version = fields.Integer(metadata={"description": "the policy version applied"})
@@ -196,6 +205,10 @@ class ReadinessSchema(ma.Schema):
     oldest_pending_seconds = fields.Float(allow_none=True)
     toxicity_model = fields.Raw(metadata={"description": "the workers' model (a list if mixed)"})
     precision = fields.Raw(metadata={"description": "the workers' precision (a list if mixed)"})
+    languages = fields.List(
+        fields.String(),
+        metadata={"description": "the languages some live worker's toxicity model reads"},
+    )
 
 
 # --- moderators ------------------------------------------------------------------------------
@@ -346,6 +359,13 @@ class PolicySchema(ma.Schema):
     trusted_after = fields.Integer(
         validate=validate.Range(min=0, max=1_000_000),
         metadata={"description": "approved comments after which an author skips spam checks"},
+    )
+    unscored_languages = fields.String(
+        validate=validate.OneOf(UNSCORED_LANGUAGE_ACTIONS),
+        metadata={
+            "description": "hold (default) or approve comments in a language no live toxicity "
+            "model reads"
+        },
     )
 
     @ma.validates_schema

@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 TOXICITY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
+UNSCORED_LANGUAGE_ACTIONS = ("hold", "approve")
 
 DEFAULT_HOLD_THRESHOLDS: dict[str, float] = {
     "toxicity": 0.80,
@@ -60,6 +61,9 @@ class PolicySettings:
     banned_words: tuple[str, ...] = ()
     suspect_words: tuple[str, ...] = ()
     trusted_after: int = 0
+    #: Comments in a language no live toxicity model reads: "hold" them or "approve" them
+    #: (spam is still scored in every language).
+    unscored_languages: str = "hold"
     version: int = 0
 
 
@@ -73,6 +77,8 @@ class Settings:
     secret_key: str | None = None
     toxicity_model: str = "auto"
     detoxify_config_dir: Path | None = None
+    #: The languages the toxicity model reads (ISO 639-1); None: what the model is known for.
+    toxicity_languages: frozenset[str] | None = None
     precision: str = "fp32"
     max_tokens: int = 256
     torch_threads: int = 1
@@ -245,6 +251,14 @@ def _rate_limit(raw: str) -> str | None:
     return value
 
 
+def _languages(raw: str) -> frozenset[str]:
+    codes = [code.strip().lower() for code in raw.split(",") if code.strip()]
+    bad = [code for code in codes if len(code) != 2 or not code.isascii() or not code.isalpha()]
+    if bad or not codes:
+        raise ValueError("expected two-letter ISO 639-1 codes separated by commas, e.g. en,fr,de")
+    return frozenset(codes)
+
+
 def _secret(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError(
@@ -262,6 +276,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_SECRET_KEY": ("secret_key", _secret),
     "MODERATION_TOXICITY_MODEL": ("toxicity_model", _toxicity_model),
     "MODERATION_DETOXIFY_CONFIG_DIR": ("detoxify_config_dir", _directory),
+    "MODERATION_TOXICITY_LANGUAGES": ("toxicity_languages", _languages),
     "MODERATION_PRECISION": ("precision", _choice(*PRECISIONS)),
     "MODERATION_MAX_TOKENS": ("max_tokens", _positive(int)),
     "MODERATION_TORCH_THREADS": ("torch_threads", _positive(int)),
@@ -301,6 +316,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_AUTO_REJECT": ("policy.auto_reject", _parse_bool),
     "MODERATION_MAX_LINKS": ("policy.max_links", _non_negative_int),
     "MODERATION_PREMODERATE": ("policy.premoderate", _parse_bool),
+    "MODERATION_UNSCORED_LANGUAGES": (
+        "policy.unscored_languages",
+        _choice(*UNSCORED_LANGUAGE_ACTIONS),
+    ),
 }
 
 SECRET_KEY_FILE = "var/secret_key"

@@ -25,9 +25,8 @@ from perspective import PerspectiveAPI
 from moderation.app import create_app
 from moderation.keyspace import KEYS
 from moderation.perspective_protocol import (
-    MULTILINGUAL_LANGUAGES,
-    detect_language,
     model_support,
+    scored_languages,
     sentence_spans,
 )
 from moderation.settings import Settings
@@ -303,6 +302,15 @@ def test_refusals_that_depend_on_the_model(
     dropped = client.post(ANALYZE + key, json={**german, "dropUnsupportedAttributes": True})
     assert dropped.status_code == 200 and dropped.get_json()["attributeScores"] == {}
 
+    # Without `languages`, the detected language decides, as with Google.
+    french = coral_analyze("Espèce de connard, tu es un imbécile fini et personne ne veut de toi.")
+    french.pop("languages", None)
+    error = google_error(client.post(ANALYZE + key, json=french), 400, "INVALID_ARGUMENT")
+    assert error["message"] == "Attribute TOXICITY does not support request languages: fr"
+    assert error["details"][0]["languageNotSupportedByAttributeError"]["detectedLanguages"] == [
+        "fr"
+    ]
+
     # `lite` gives toxicity only.
     insult = client.post(ANALYZE + key, json=coral_analyze("hi", model="INSULT"))
     assert "lite" in google_error(insult, 400, "INVALID_ARGUMENT")["message"]
@@ -356,12 +364,16 @@ def test_sentence_spans() -> None:
 def test_model_support_and_languages() -> None:
     lite = model_support([{"toxicity": "lite", "labels": "toxicity"}])
     assert lite is not None and lite.attributes == ["TOXICITY"] and lite.languages == ("en",)
-    multi = model_support([{"toxicity": "detoxify:multilingual"}])
+    multi = model_support([{"toxicity": "detoxify:multilingual", "languages": "en,fr,ru"}])
     assert multi is not None and "SEXUALLY_EXPLICIT" in multi.attributes
-    assert multi.languages == MULTILINGUAL_LANGUAGES
-    assert detect_language("C'est une très bonne idée pour le pays", multi) == "fr"
-    assert detect_language("Это очень хорошая статья", multi) == "ru"
-    assert detect_language("C'est une très bonne idée pour le pays", lite) == "en"
-    mixed = model_support([{"toxicity": "lite"}, {"toxicity": "detoxify:multilingual"}])
-    assert mixed is not None and mixed.attributes == ["TOXICITY"] and mixed.languages == ("en",)
+    assert multi.languages == ("en", "fr", "ru")
+    # Labels: what every worker gives; languages: what some worker reads (comments in it are
+    # handed over to that worker).
+    mixed = model_support(
+        [{"toxicity": "lite"}, {"toxicity": "detoxify:multilingual", "languages": "en,fr"}]
+    )
+    assert mixed is not None and mixed.attributes == ["TOXICITY"]
+    assert mixed.languages == ("en", "fr")
+    assert scored_languages("fr", mixed) == ["fr"]
+    assert scored_languages("und", mixed) == ["en"]
     assert model_support([]) is None

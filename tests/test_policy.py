@@ -112,3 +112,23 @@ def test_a_sites_learned_toxicity_stands_for_every_toxicity_label():
     auto = PolicySettings(auto_reject=True)
     assert decide({**scores, "toxicity": 0.99}, learned, auto).action is Action.REJECT
     assert decide({**scores, "obscene": 1.0}, learned, auto).action is Action.APPROVE
+
+
+def test_a_language_no_model_reads_is_held_unless_the_site_approves_it():
+    unread = Signals(language="fr", language_unread=True)
+    held = decide(CLEAN, unread, PolicySettings())
+    assert held.action is Action.HOLD and held.reasons == ["language fr: no model"]
+    approved = decide(CLEAN, unread, PolicySettings(unscored_languages="approve"))
+    assert approved.action is Action.APPROVE and approved.reasons == []
+    # A language some model reads is decided on its scores alone.
+    assert decide(CLEAN, Signals(language="fr"), PolicySettings()).action is Action.APPROVE
+
+
+def test_a_model_that_cannot_read_the_text_may_hold_it_but_never_rejects_it():
+    toxic = {**CLEAN, "toxicity": 0.99}
+    policy = PolicySettings(auto_reject=True, unscored_languages="approve")
+    unread = decide(toxic, Signals(language="de", language_unread=True), policy)
+    assert unread.action is Action.HOLD and unread.reasons == ["toxicity 0.99 >= 0.80"]
+    assert decide(toxic, Signals(language="en"), policy).action is Action.REJECT
+    spam = decide({**CLEAN, "spam": 0.99}, Signals(language="de", language_unread=True), policy)
+    assert spam.action is Action.REJECT  # spam is scored in every language

@@ -16,6 +16,7 @@ from moderation.policy import Signals
 from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
 from moderation.store import SCORING_FAILED, CommentStore
+from workers.languages import LanguageRoute, Placement
 from workers.runtime import WorkerRuntime, current_runtime, runtime_started
 from workers.scoring.pipeline import Scored, Scorers, explained_reasons, score_comments
 from workers.scoring.spam_signals import text_fingerprint
@@ -24,10 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def policy_signals(
-    runtime: WorkerRuntime, comment: Comment, rules: PolicySettings, scored: Signals
+    runtime: WorkerRuntime,
+    comment: Comment,
+    rules: PolicySettings,
+    scored: Signals,
+    route: LanguageRoute,
 ) -> Signals:
     """The signals scoring found, plus what the site's policy looks at besides scores: its word
-    lists and the author's record."""
+    lists, the author's record and whether a model read the comment's language."""
     content = comment.submission.content
     author_id = comment.submission.author.get("id", "")
     approved = runtime.store.author_counts(comment.site, author_id)["approved"] if author_id else 0
@@ -36,6 +41,8 @@ def policy_signals(
         banned_words=tuple(runtime.word_list(rules.banned_words).find(content)),
         suspect_words=tuple(runtime.word_list(rules.suspect_words).find(content)),
         author_approved=approved,
+        language=route.language,
+        language_unread=route.placement is Placement.UNREAD,
     )
 
 
@@ -65,20 +72,27 @@ def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
     their jobs (`score_comment` uses them instead of scoring again)."""
     comments = [runtime.store.get(site, comment_id) for site, comment_id in keys]
     todo = [c for c in comments if c and c.status is Status.PENDING and c.erased_at is None]
-    if todo:
-        for comment, scored in zip(todo, score_batch(runtime, todo), strict=True):
-            runtime.prescored[(comment.site, comment.id)] = (comment, scored)
+    routed = [(comment, runtime.languages.route(comment)) for comment in todo]
+    # Comments another worker will read are not scored here.
+    kept = [(c, route) for c, route in routed if route.placement is not Placement.HAND_OVER]
+    if kept:
+        scored = score_batch(runtime, [comment for comment, _ in kept])
+        for (comment, route), each in zip(kept, scored, strict=True):
+            runtime.prescored[(comment.site, comment.id)] = (comment, each, route)
 
 
 def auto_decision(
-    runtime: WorkerRuntime, comment: Comment, scored: Scored | None = None
+    runtime: WorkerRuntime,
+    comment: Comment,
+    route: LanguageRoute,
+    scored: Scored | None = None,
 ) -> tuple[Decision, dict[str, list[str]]]:
     """Apply the site's policy to the comment's scores (scoring it now unless `scored`); also
     the phrases of the text that drove the learned scores named in its reasons."""
     rules = runtime.policies.get(comment.site)
     if scored is None:
         scored = score_batch(runtime, [comment])[0]
-    signals = policy_signals(runtime, comment, rules, scored.signals)
+    signals = policy_signals(runtime, comment, rules, scored.signals, route)
     verdict = policy.decide(scored.scores, signals, rules)
     reasons, highlights = explained_reasons(verdict.reasons, scored.explain)
     decision = Decision(
@@ -89,15 +103,25 @@ def auto_decision(
         decided_by="auto",
         decided_at=utc_now(),
         policy_version=rules.version,
+        language=route.language,
     )
     return decision, highlights
+
+
+def hand_over(runtime: WorkerRuntime, comment: Comment, language: str) -> dict[str, Any]:
+    """Give the comment a new job on the queue of the workers whose model reads `language`."""
+    enqueue = runtime.enqueue.to_language(language, at_front=comment.is_check)
+    if runtime.store.requeue(comment.site, comment.id, enqueue) is None:
+        return {"outcome": "already_decided"}
+    log.info("handed over to the workers that read %s", language)
+    return {"outcome": "handed_over", "language": language}
 
 
 def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     """Decide one comment automatically. Idempotent: a comment already decided is left alone,
     and the decision is stored only if the comment is still pending at that moment."""
     runtime = current_runtime()
-    comment, scored = runtime.prescored.pop((site, comment_id), (None, None))
+    comment, scored, route = runtime.prescored.pop((site, comment_id), (None, None, None))
     comment = comment or runtime.store.get(site, comment_id)
     if comment is None:
         log.info("comment no longer exists; nothing to score")
@@ -106,7 +130,10 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
         return {"outcome": "erased"}
     if comment.status is not Status.PENDING:
         return {"outcome": "already_decided", "status": comment.status.value}
-    decision, highlights = auto_decision(runtime, comment, scored)
+    route = route or runtime.languages.route(comment)
+    if route.placement is Placement.HAND_OVER:
+        return hand_over(runtime, comment, route.language)
+    decision, highlights = auto_decision(runtime, comment, route, scored)
     author_id = comment.submission.author.get("id", "")
     outcome = runtime.store.decide(
         site, comment_id, decision, author_id=author_id, highlights=highlights
@@ -128,7 +155,7 @@ def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
     decision = Decision(
         action=Action.HOLD,
         reasons=[SCORING_FAILED],
-        scores={"toxicity": 0.0, "spam": 0.0},
+        scores=None,
         models={"toxicity": "none", "spam": "none"},
         decided_by="auto",
         decided_at=utc_now(),

@@ -11,6 +11,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from moderation.languages import LanguageDetector
+
 from moderation import settings as settings_module
 from moderation.deliveries import Outbox
 from moderation.labels import LabelStore
@@ -24,6 +26,8 @@ from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
 from moderation.wordlists import WordList, compile_words
+from moderation.worker_languages import DEFAULT_LANGUAGES, LiveLanguages
+from workers.languages import LanguageRoute, LanguageRouter
 from workers.learning.model_cache import SiteModelCache
 from workers.scoring.pipeline import Scored
 from workers.scoring.spam import SpamScorer
@@ -47,9 +51,12 @@ class WorkerRuntime:
     registry: ModelRegistry
     site_models: SiteModelCache
     learning: LearningEnqueuer
+    languages: LanguageRouter
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
     #: Scores computed for a whole batch, taken by each comment's job (see workers/worker.py).
-    prescored: dict[tuple[str, str], tuple[Comment, Scored]] = field(default_factory=dict)
+    prescored: dict[tuple[str, str], tuple[Comment, Scored, LanguageRoute]] = field(
+        default_factory=dict
+    )
 
     def word_list(self, entries: tuple[str, ...]) -> WordList:
         """A compiled word list, kept while the process runs (policies change rarely)."""
@@ -105,6 +112,8 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
     )
     spam = SpamScorer.from_file(settings.spam_model)
     log.info("spam model ready: %s", spam.name)
+    if settings.toxicity_languages:
+        log.info("toxicity model reads: %s", ", ".join(sorted(settings.toxicity_languages)))
     connection = connect(settings.redis_url)
     store = CommentStore(connection, track_retention=settings.retention_days > 0)
     sites = SiteStore(connection, settings.secret_key)
@@ -128,8 +137,18 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
             enabled=settings.learning,
         ),
         learning=LearningEnqueuer(connection, settings),
+        languages=LanguageRouter(
+            detector=LanguageDetector(),
+            reads=settings.toxicity_languages or model_languages(toxicity),
+            live=LiveLanguages(connection),
+        ),
     )
     return _runtime
+
+
+def model_languages(toxicity: ToxicityScorer) -> frozenset[str]:
+    """The languages the toxicity model is known to read (English when it does not say)."""
+    return frozenset(getattr(toxicity, "languages", None) or DEFAULT_LANGUAGES)
 
 
 def runtime_started() -> bool:

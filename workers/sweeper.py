@@ -11,8 +11,9 @@ later. So every scoring worker also
   gets a new job, and so does one taken off the queue by a dequeue whose reply was lost (it
   sits in RQ's intermediate list, held by no one: still there `TAKEN_GRACE` after the sweeper
   first saw it, when a live worker would have started it). Jobs that are merely waiting in the queue
-  are left alone, so an overload never turns into duplicate work. Scoring is idempotent, so a
-  late second run is harmless.
+  are left alone, so an overload never turns into duplicate work, except on a language's queue
+  that no live worker reads any more: those go back to the shared queue. Scoring is idempotent,
+  so a late second run is harmless.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -29,6 +31,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from moderation.keyspace import KEYS
+from moderation.queue import language_of_queue
 from moderation.records import utc_now
 from moderation.store import CommentStore, Enqueue
 
@@ -90,7 +93,11 @@ def taken_but_not_started(connection: redis.Redis, job: Job) -> bool:
     return connection.lpos(intermediate, job.id) is not None
 
 
-def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
+def needs_new_job(
+    connection: redis.Redis,
+    job_id: str | None,
+    covered: Callable[[], frozenset[str]] = frozenset,
+) -> bool:
     """Whether a pending comment's job can no longer be expected to decide it. A job taken but
     not started is not counted here: `sweep` looks at it twice (see `TAKEN_GRACE`)."""
     if job_id is None:
@@ -101,10 +108,21 @@ def needs_new_job(connection: redis.Redis, job_id: str | None) -> bool:
         return True
     status = job.get_status(refresh=False)
     if status in WAITING:
-        return False
+        return orphaned(job, covered)
     if status is JobStatus.STARTED:
         return not is_alive(connection, job.worker_name)
     # finished without deciding, failed, stopped or canceled
+    return True
+
+
+def orphaned(job: Job, covered: Callable[[], frozenset[str]]) -> bool:
+    """Whether a waiting job is on a language's queue that no live worker reads (it is then
+    taken off it, for the comment's new job on the shared queue)."""
+    language = language_of_queue(job.origin)
+    if language is None or language in covered():
+        return False
+    with contextlib.suppress(redis.RedisError):
+        job.cancel()
     return True
 
 
@@ -126,10 +144,15 @@ def still_taken_after_grace(connection: redis.Redis, job_ids: list[str]) -> set[
 
 
 def sweep(
-    connection: redis.Redis, store: CommentStore, enqueue: Enqueue, older_than: float
+    connection: redis.Redis,
+    store: CommentStore,
+    enqueue: Enqueue,
+    older_than: float,
+    covered: Callable[[], frozenset[str]] = frozenset,
 ) -> SweepReport:
     """Give a new job to each comment pending longer than `older_than` seconds whose job is
-    lost. Only one worker sweeps at a time (a short Redis lock)."""
+    lost; `covered` gives the languages live workers read. Only one worker sweeps at a time
+    (a short Redis lock)."""
     if not connection.set(KEYS.sweep_lock, "1", nx=True, ex=max(5, int(older_than))):
         return SweepReport(0, 0)
     try:
@@ -138,7 +161,7 @@ def sweep(
         taken: dict[str, tuple[str, str]] = {}  # job id -> comment, for a second look
         for site, comment_id in stale:
             job_id = store.job_id(site, comment_id)
-            if needs_new_job(connection, job_id):
+            if needs_new_job(connection, job_id, covered):
                 lost.append((site, comment_id))
             elif job_id and is_taken(connection, job_id):
                 taken[job_id] = (site, comment_id)

@@ -4,9 +4,12 @@ Why SimpleWorker: RQ's default Worker forks a child per job, which would load th
 every job (or inherit torch thread pools that can hang in a forked child). A SimpleWorker runs
 each job in this process, so the model loaded at start serves every job.
 
-Why one queue: RQ dequeues atomically (BLMOVE into an intermediate list) only when a worker
-listens on a single queue; with several it falls back to BLPOP and a crash between pop and
-start can lose the job.
+Why one queue at a time: RQ dequeues atomically (BLMOVE into an intermediate list) only when
+a worker listens on a single queue; with several it falls back to BLPOP and a crash between pop
+and start can lose the job. Every worker takes comments from the shared scoring queue; it also
+serves the queues of the languages its model reads (comments handed over by workers whose model
+cannot read them), looking at each of those alone, without waiting, before each wait on the
+shared queue (`dequeue_job_and_maintain_ttl`).
 """
 
 from __future__ import annotations
@@ -18,17 +21,18 @@ import time
 import uuid
 
 from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
+from rq.exceptions import DequeueTimeout, StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
-from moderation.queue import SCORE_COMMENT_JOB, scoring_queue
+from moderation.queue import SCORE_COMMENT_JOB, language_queue_name, scoring_queue
 from moderation.records import utc_now
 from moderation.services import connect
 from moderation.settings import Settings
 from moderation.store import WorkerModels
+from moderation.worker_languages import languages_field
 from workers.jobs import prescore
 from workers.outages import REDIS_DOWN, RidesOutOutages
 from workers.runtime import WorkerRuntime, current_runtime, start_runtime
@@ -42,6 +46,9 @@ MAINTENANCE_INTERVAL = 15
 #: Seconds a worker's RQ registration lives without a heartbeat. An idle worker blocks on the
 #: queue for this less 15 s, so it bounds how late an idle worker runs its maintenance too.
 WORKER_TTL = 30
+#: Seconds an idle worker waits on the shared queue before it looks at its language queues
+#: again: the longest an idle worker leaves a comment handed over to it waiting.
+LANGUAGE_QUEUE_POLL = 1
 
 
 class ScoringWorker(RidesOutOutages, SimpleWorker):
@@ -53,6 +60,45 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
     stays its own job: its status, result, retries, failure callback and the sweeper work as
     for a single job; the job function finds its comment's scores already computed.
     """
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """The next job: from a language queue if one has any (each looked at alone, without
+        waiting), else from the shared queue, waiting up to `LANGUAGE_QUEUE_POLL` seconds at a
+        time (`timeout` None: without waiting, as in burst mode). Each dequeue is RQ's atomic
+        one-queue move."""
+        queues = list(self._ordered_queues)
+        if len(queues) == 1:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        *languages, shared = queues
+        wait = None if timeout is None else LANGUAGE_QUEUE_POLL
+        try:
+            while True:
+                if self._stop_requested:
+                    raise StopRequested()
+                for queue in languages:
+                    found = self.ride_out(self.take_waiting, queue)
+                    if found is not None:
+                        return found
+                self._ordered_queues = [shared]
+                found = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
+                self._ordered_queues = queues
+                if found is not None or wait is None:
+                    return found
+        finally:
+            self._ordered_queues = queues
+
+    def take_waiting(self, queue: Queue) -> tuple[Job, Queue] | None:
+        """The first job of `queue` if it has one, without waiting (atomic, as RQ's own)."""
+        return self.queue_class.dequeue_any(
+            [queue],
+            None,
+            connection=self.connection,
+            job_class=self.job_class,
+            serializer=self.serializer,
+            death_penalty_class=self.death_penalty_class,
+        )
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         runtime = current_runtime()
@@ -141,6 +187,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             "toxicity": toxicity.name,
             "precision": getattr(toxicity, "precision", "n/a"),
             "labels": ",".join(toxicity.labels),  # what the Perspective API can offer
+            "languages": languages_field(runtime.languages.reads),
             "spam": runtime.spam.name,
         }
         WorkerModels(self.connection).register(self.name, models)
@@ -154,7 +201,13 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         retraining sites whose labels changed without a job for it (erasures, lost jobs)."""
         super().run_maintenance_tasks()
         runtime = current_runtime()
-        sweep(runtime.store.redis, runtime.store, runtime.enqueue, runtime.settings.sweep_after)
+        sweep(
+            runtime.store.redis,
+            runtime.store,
+            runtime.enqueue,
+            runtime.settings.sweep_after,
+            covered=runtime.languages.live.covered,
+        )
         if runtime.settings.learning:
             for site in runtime.labels.untrained_sites(runtime.sites.names()):
                 runtime.learning(site)
@@ -174,8 +227,13 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     the current job, then exit). Returns whether any job ran."""
     start_runtime(settings)
     connection = connect(settings.redis_url, socket_timeout=None)
+    runtime = current_runtime()
+    languages = [
+        Queue(language_queue_name(language), connection=connection)
+        for language in sorted(runtime.languages.reads)
+    ]
     worker = ScoringWorker(
-        [scoring_queue(connection)],
+        [*languages, scoring_queue(connection)],
         connection=connection,
         name=worker_name(),
         log_job_description=False,

@@ -87,7 +87,7 @@ def comment_check() -> Response:
     timeout = svc.settings.max_wait_seconds
     comment = check_now(site, submission, timeout)
     decision = comment.decision if comment else None
-    if decision is None or SCORING_FAILED in decision.reasons:
+    if decision is None or decision.scores is None or SCORING_FAILED in decision.reasons:
         debug = f"No scoring worker decided within {timeout:g} s; retry later."
         raise AkismetError("unavailable", debug, 503, {"Retry-After": str(BUSY_RETRY_AFTER)})
     answer = verdict(decision.scores, svc.policies.get(site), bool(submission.honeypot))

@@ -19,16 +19,16 @@ from moderation.perspective_protocol import (
     ModelSupport,
     PerspectiveError,
     analyze_response,
-    detect_language,
     google_error,
     model_support,
     parse_analyze,
     parse_suggest,
     scorable,
+    scored_languages,
     sentence_spans,
     suggested_label,
 )
-from moderation.records import Submission
+from moderation.records import UNDETERMINED_LANGUAGE, Decision, Submission
 from moderation.services import services
 from moderation.store import WorkerModels
 
@@ -103,35 +103,46 @@ def current_support() -> ModelSupport:
     return support
 
 
-def score(texts: list[str], language: str, keep: bool) -> list[dict[str, float]]:
-    """Each text's scores from the workers (one check each, awaited together); 503 when they
-    do not all come within MODERATION_MAX_WAIT seconds."""
+def score(texts: list[str], hint: str | None, keep: bool) -> list[Decision]:
+    """Each text's decision from the workers (one check each, awaited together); 503 when they
+    do not all come within MODERATION_MAX_WAIT seconds or one could not be scored."""
     timeout = services().settings.max_wait_seconds
-    submissions = [
-        Submission(id="perspective", content=text, context={"language": language}) for text in texts
-    ]
+    context = {"language": hint} if hint else {}
+    submissions = [Submission(id="perspective", content=text, context=context) for text in texts]
     decided = check_many(g.site, submissions, timeout, keep_record=keep)
-    if any(comment is None or comment.decision is None for comment in decided):
+    decisions = [comment.decision for comment in decided if comment and comment.decision]
+    if len(decisions) < len(texts):
         raise PerspectiveError(
             503,
             f"Scoring did not finish within {timeout:g} s; retry later.",
             headers={"Retry-After": RETRY_AFTER},
         )
-    return [comment.decision.scores for comment in decided if comment and comment.decision]
+    if any(decision.scores is None for decision in decisions):
+        raise PerspectiveError(
+            503, "The comment could not be scored; retry later.", headers={"Retry-After": "60"}
+        )
+    return decisions
 
 
 def analyze_request(request_: AnalyzeRequest) -> dict[str, Any]:
     support = current_support()
-    detected = [detect_language(request_.text, support)]
-    languages = request_.languages or detected
-    attributes = scorable(request_, support, languages)
-    if not attributes:  # dropUnsupportedAttributes dropped them all
-        return analyze_response(request_, [], {}, None, languages, detected)
+    if request_.languages:  # refused before scoring, as Google does
+        attributes = scorable(request_, support, request_.languages)
+        if not attributes:  # dropUnsupportedAttributes dropped them all
+            return analyze_response(request_, [], {}, None, request_.languages, [])
     text = request_.text
     spans = sentence_spans(text) if request_.span_annotations else []
     whole = spans == [(len(text) - len(text.lstrip()), len(text.rstrip()))]
     texts = [text] if whole else [text] + [text[begin:end] for begin, end in spans]
-    scores = score(texts, languages[0], keep=not request_.do_not_store)
+    hint = request_.languages[0] if request_.languages else None
+    decisions = score(texts, hint, keep=not request_.do_not_store)
+    language = decisions[0].language or UNDETERMINED_LANGUAGE
+    detected = [] if language == UNDETERMINED_LANGUAGE else [language]
+    languages = request_.languages or scored_languages(language, support)
+    attributes = scorable(request_, support, languages)
+    if not attributes:
+        return analyze_response(request_, [], {}, None, languages, detected)
+    scores = [decision.scores or {} for decision in decisions]
     span_scores = None
     if request_.span_annotations:
         per_span = scores[:1] if whole else scores[1:]

@@ -100,7 +100,8 @@ def test_a_comment_whose_scoring_keeps_failing_is_held(
         )
         assert record["status"] == "held"
         assert record["decision"]["reasons"] == ["scoring failed"]
-        assert set(record["decision"]["scores"]) >= {"toxicity", "spam"}
+        # Nothing was computed, so nothing is made up: no scores, never zeros.
+        assert record["decision"]["scores"] is None
 
         env = moderation_env(redis_server.url)
         report = json.loads(CliRunner().invoke(main, ["status", "--json"], env=env).stdout)
