@@ -38,7 +38,8 @@ AKISMET_NAMES = {
 }
 #: Parameters with a meaning of their own: never the honeypot's value.
 PARAMETERS = frozenset(
-    {"api_key", "key", "blog", "comment_content", "comment_type", "is_test", "user_role"}
+    {"api_key", "key", "blog", "blog_lang", "comment_content", "comment_type", "is_test"}
+    | {"user_role"}
     | AUTHOR_FIELDS.keys()
     | CONTEXT_FIELDS.keys()
 )
@@ -94,6 +95,10 @@ def submission_from(form: Mapping[str, str]) -> Submission:
     """The form as a submission, validated like `POST /v1/comments` (AkismetError if not)."""
     author = {ours: form[theirs] for theirs, ours in AUTHOR_FIELDS.items() if form.get(theirs)}
     context = {ours: form[theirs] for theirs, ours in CONTEXT_FIELDS.items() if form.get(theirs)}
+    # `blog_lang` lists the site's languages ("en, fr_ca"): the first is a hint for detection.
+    site_language = form.get("blog_lang", "").split(",")[0].strip()
+    if site_language:
+        context["language"] = site_language[:35]
     body = {
         "id": "akismet",  # check_now gives every check an id of its own
         "content": form.get("comment_content", ""),

@@ -16,6 +16,7 @@ import pytest
 import redis
 from flask import Flask
 
+from moderation.akismet_protocol import submission_from
 from moderation.app import create_app
 from moderation.keyspace import KEYS
 from moderation.labels import LabelStore
@@ -307,3 +308,9 @@ def test_the_readme_recipe_against_served_processes(redis_server, site, tmp_path
         with namespace["client"] as client:  # closes its http_client at the end
             assert client.comment_check(user_ip="203.0.113.7", comment_content=SPAM)
             assert client.submit_spam(user_ip="203.0.113.7", comment_content=SPAM) is True
+
+
+def test_blog_lang_is_a_hint_for_the_comment_language() -> None:
+    form = {"user_ip": "203.0.113.9", "comment_content": "Bonjour", "blog_lang": "fr_ca, en"}
+    assert submission_from(form).context["language"] == "fr_ca"
+    assert "language" not in submission_from({**form, "blog_lang": ""}).context
