@@ -115,6 +115,12 @@ class RedisCollector(Collector):
         labels = CounterMetricFamily(
             "moderation_labels", "Labels given for the sites' learning, by kind", labels=["kind"]
         )
+        languages = CounterMetricFamily(
+            "moderation_comment_languages",
+            "Automatic decisions by the comment's detected language and whether a live "
+            "toxicity model read it (read: yes or no)",
+            labels=["language", "read"],
+        )
         trainings = CounterMetricFamily(
             "moderation_site_model_trainings",
             "Site models trained, by kind and whether they were put in use",
@@ -129,12 +135,16 @@ class RedisCollector(Collector):
                 deliveries.add_metric([rest], value)
             elif kind == "labels":
                 labels.add_metric([rest], value)
+            elif kind == "languages":
+                language, _, read = rest.partition("|")
+                languages.add_metric([language, read], value)
             elif kind == "trainings":
                 model_kind, _, outcome = rest.partition("|")
                 trainings.add_metric([model_kind, outcome], value)
         yield decisions
         yield deliveries
         yield labels
+        yield languages
         yield trainings
 
         scoring = HistogramMetricFamily(

@@ -71,6 +71,10 @@ def test_default_install_holds_insults_in_languages_it_cannot_read(client, auth,
     hinted = decided(client, auth, "hinted")
     assert hinted["status"] == "approved" and hinted["decision"]["language"] == "en"
 
+    exposition = client.get("/metrics").get_data(as_text=True)
+    assert 'moderation_comment_languages_total{language="fr",read="no"} 1.0' in exposition
+    assert 'moderation_comment_languages_total{language="en",read="yes"} 2.0' in exposition
+
 
 def test_policy_can_approve_unscored_languages(client, auth, lite_worker):
     policy = client.get("/v1/policy", headers=auth).get_json()

@@ -141,6 +141,8 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     if not outcome.stored:
         return {"outcome": "already_decided"}
     runtime.outbox.flush(site, comment_id, comment)
+    read = "no" if route.placement is Placement.UNREAD else "yes"
+    runtime.metrics.increment(f"languages|{route.language}|{read}")
     log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
     return {"outcome": "decided", "action": decision.action.value}
 
