@@ -178,9 +178,9 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             runtime.prescored.clear()
 
     def register_birth(self) -> None:
-        """Register with RQ, and say which models this worker loaded (read by /readyz). Also
-        called again when Redis lost the registration (see RidesOutOutages)."""
-        super().register_birth()
+        """Say which models this worker loaded (read by /readyz, Perspective and the hand-over
+        of languages), then register with RQ: a worker is never seen alive without its models.
+        Also called again when Redis lost the registration (see RidesOutOutages)."""
         runtime = current_runtime()
         toxicity = runtime.toxicity
         models = {
@@ -191,6 +191,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             "spam": runtime.spam.name,
         }
         WorkerModels(self.connection).register(self.name, models)
+        super().register_birth()
 
     def register_death(self) -> None:
         WorkerModels(self.connection).unregister(self.name)
