@@ -13,9 +13,17 @@ import pytest
 import torch
 from detoxify import Detoxify
 
-from tests.support.tiny_detoxify import CLEAN_EXAMPLE, LABELS, TOXIC_EXAMPLE, TinyDetoxify
+from tests.support.recording_model import Recording
+from tests.support.tiny_detoxify import (
+    CLEAN_EXAMPLE,
+    LABELS,
+    TOXIC_EXAMPLE,
+    TinyDetoxify,
+    harmless_text,
+)
 from workers.scoring import toxicity
 from workers.scoring.toxicity import (
+    WINDOW_OVERLAP,
     DetoxifyScorer,
     LiteScorer,
     ModelLoadError,
@@ -25,6 +33,7 @@ from workers.scoring.toxicity import (
     precision_copy,
     predict,
     warm_up,
+    window_starts,
 )
 
 # Deliberately not in length order, so that sorting by length has something to undo.
@@ -83,7 +92,7 @@ def test_lite_scores_profanity_above_clean_text() -> None:
     scores = scorer.score(["you are a fucking idiot", CLEAN_EXAMPLE])
 
     assert isinstance(scorer, LiteScorer)
-    assert (scorer.name, scorer.labels) == ("lite", ("toxicity",))
+    assert (scorer.name, scorer.labels, scorer.languages) == ("lite", ("toxicity",), {"en"})
     assert_valid(scores, {"toxicity"}, 2)
     assert scores[0]["toxicity"] > 0.5 > scores[1]["toxicity"]
     assert scorer.score([]) == []
@@ -131,20 +140,99 @@ def test_detoxify_scores_a_single_text_as_a_list(tiny_scorer: DetoxifyScorer) ->
     assert tiny_scorer.score([]) == []
 
 
-def test_long_texts_are_truncated_to_max_tokens(tiny_detoxify: TinyDetoxify) -> None:
+# --- long texts: windows ------------------------------------------------------------------------
+
+
+def test_an_insult_after_350_harmless_tokens_is_found(tiny_scorer: DetoxifyScorer) -> None:
+    # Every word is one token of the tiny model's: the insult starts at token 351.
+    text = f"{harmless_text(350)} {TOXIC_EXAMPLE}"
+    model, tokenizer = tiny_scorer.model, tiny_scorer.tokenizer
+
+    [whole] = tiny_scorer.score([text])
+    [first_window] = predict(model, tokenizer, [text], max_tokens=256, batch_size=4, max_windows=1)
+
+    assert tiny_scorer.max_tokens == 256
+    assert whole["toxicity"] > 0.9
+    assert first_window[0] < 0.1  # truncation, as the service did before, missed it
+
+
+def test_a_long_clean_text_stays_clean(tiny_scorer: DetoxifyScorer) -> None:
+    [scores] = tiny_scorer.score([harmless_text(3000)])
+
+    assert_valid([scores], LABELS, 1)
+    assert max(scores.values()) < 0.1
+
+
+def test_one_window_is_truncation(tiny_detoxify: TinyDetoxify) -> None:
+    """The first window of a long text is exactly what truncation gave the model."""
+    detoxify = Detoxify(
+        checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
+    )
+    model, tokenizer = detoxify.model.eval(), detoxify.tokenizer
+    texts = [f"{TOXIC_EXAMPLE} {harmless_text(300)}", CLEAN_EXAMPLE, harmless_text(40)]
+    inputs = tokenizer(texts, return_tensors="pt", truncation=True, max_length=32, padding=True)
+    with torch.inference_mode():
+        truncated = torch.sigmoid(model(**inputs).logits).tolist()
+
+    first = predict(model, tokenizer, texts, max_tokens=32, batch_size=2, max_windows=1)
+
+    assert_close([dict(enumerate(r)) for r in first], [dict(enumerate(r)) for r in truncated], 1e-5)
+
+
+def test_windows_are_batched_sorted_and_within_max_tokens(tiny_detoxify: TinyDetoxify) -> None:
+    detoxify = Detoxify(
+        checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
+    )
+    recording, tokenizer = Recording(detoxify.model.eval()), detoxify.tokenizer
+    long_text = f"{harmless_text(200)} {TOXIC_EXAMPLE} {harmless_text(100)}"  # 305 tokens
+    texts = [CLEAN_EXAMPLE, long_text, "nice post", TOXIC_EXAMPLE]
+
+    scores = predict(recording, tokenizer, texts, max_tokens=64, batch_size=3)
+
+    windows = recording.windows(tokenizer.pad_token_id)
+    lengths = [len(row) for row in windows]
+    # 305 tokens between [CLS] and [SEP], 62 per window: 7 windows, plus one per short text.
+    assert len(windows) == len(window_starts(305, 62)) + 3 == 10
+    assert [len(ids) for ids in recording.passes] == [3, 3, 3, 1]
+    assert all(ids.shape[1] <= 64 for ids in recording.passes)
+    assert lengths == sorted(lengths)
+    assert all(row[0] == tokenizer.cls_token_id for row in windows)
+    assert all(row[-1] == tokenizer.sep_token_id for row in windows)
+    assert scores[1][0] > 0.9 and scores[0][0] < 0.1  # the insult is in a middle window
+
+
+@pytest.mark.parametrize(
+    ("length", "size"), [(1, 254), (254, 254), (255, 254), (2000, 254), (40, 6)]
+)
+def test_windows_cover_the_text_and_overlap(length: int, size: int) -> None:
+    starts = window_starts(length, size)
+
+    ends = [min(start + size, length) for start in starts]
+    overlap = min(WINDOW_OVERLAP, size // 4)
+    assert starts[0] == 0 and ends[-1] == length
+    assert starts == sorted(set(starts))
+    # Consecutive windows share `overlap` tokens or more: every span that long plus one lies
+    # whole in one window; none is shorter than `size` unless the text is.
+    assert all(end - start >= overlap for start, end in zip(starts[1:], ends, strict=False))
+    assert all(end - start == min(size, length) for start, end in zip(starts, ends, strict=True))
+    assert len(starts) == max(1, -(-(length - overlap) // (size - overlap)))
+
+
+def test_max_windows_must_be_positive(tiny_scorer: DetoxifyScorer) -> None:
+    model, tokenizer = tiny_scorer.model, tiny_scorer.tokenizer
+    with pytest.raises(ValueError, match="max_windows"):
+        predict(model, tokenizer, [CLEAN_EXAMPLE], max_tokens=64, batch_size=4, max_windows=0)
+
+
+def test_windows_never_exceed_the_model_positions(tiny_detoxify: TinyDetoxify) -> None:
     spec = f"detoxify:{tiny_detoxify.checkpoint}"
-    # Every word is one token: [CLS] + the five words of TOXIC_EXAMPLE + [SEP] = 7 tokens.
-    short = load_toxicity_scorer(spec, config_dir=tiny_detoxify.config_dir, max_tokens=7)
     huge = load_toxicity_scorer(spec, config_dir=tiny_detoxify.config_dir, max_tokens=100_000)
-    long_text = f"{TOXIC_EXAMPLE} " + f"{CLEAN_EXAMPLE} " * 2000
 
-    truncated = short.score([long_text, CLEAN_EXAMPLE])
-    beyond_positions = huge.score([long_text])
+    scores = huge.score([f"{TOXIC_EXAMPLE} {harmless_text(1500)}"])
 
-    assert_close(truncated[:1], short.score([TOXIC_EXAMPLE]), 1e-4)
-    assert truncated[0]["toxicity"] > 0.9
-    assert_valid(beyond_positions, LABELS, 1)
+    assert isinstance(huge, DetoxifyScorer)
     assert huge.max_tokens == 512  # clamped to the model's position embeddings
+    assert_valid(scores, LABELS, 1)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8", "auto"])
@@ -216,6 +304,34 @@ def test_warm_up_runs_one_pass(tiny_scorer: DetoxifyScorer, spec: str) -> None:
 # --- failures ------------------------------------------------------------------------------------
 
 
+def resaved(tiny_detoxify: TinyDetoxify, path: Path, classes: list[str]) -> Path:
+    """The tiny checkpoint saved again with other class names."""
+    loaded = torch.load(tiny_detoxify.checkpoint, weights_only=False)
+    loaded["config"]["dataset"]["args"]["classes"] = classes
+    torch.save(loaded, path)
+    return path
+
+
+def test_checkpoint_without_a_toxicity_label_raises(
+    tiny_detoxify: TinyDetoxify, tmp_path: Path
+) -> None:
+    classes = ["rude", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    checkpoint = resaved(tiny_detoxify, tmp_path / "no-toxicity.ckpt", classes)
+
+    with pytest.raises(ModelLoadError, match="no toxicity label"):
+        load_toxicity_scorer(f"detoxify:{checkpoint}", config_dir=tiny_detoxify.config_dir)
+
+
+def test_checkpoint_with_fewer_outputs_than_labels_raises(
+    tiny_detoxify: TinyDetoxify, tmp_path: Path
+) -> None:
+    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate", "spam"]
+    checkpoint = resaved(tiny_detoxify, tmp_path / "seven.ckpt", classes)
+
+    with pytest.raises(ModelLoadError, match="6 outputs for 7 labels"):
+        load_toxicity_scorer(f"detoxify:{checkpoint}", config_dir=tiny_detoxify.config_dir)
+
+
 def test_missing_checkpoint_raises(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no Detoxify checkpoint file"):
         load_toxicity_scorer(f"detoxify:{tmp_path / 'missing.ckpt'}")
@@ -251,6 +367,30 @@ def test_explicit_variant_that_is_not_available_raises(offline_hub: Path) -> Non
 def test_bad_arguments_raise_value_error(spec: str, precision: str) -> None:
     with pytest.raises(ValueError, match="unknown"):
         load_toxicity_scorer(spec, precision=precision)
+
+
+# --- languages -----------------------------------------------------------------------------------
+
+
+def test_english_models_read_english(tiny_scorer: DetoxifyScorer) -> None:
+    assert tiny_scorer.languages == {"en"}
+    assert load_toxicity_scorer("lite").languages == {"en"}
+
+
+def test_languages_given_replace_the_inferred_ones(tiny_detoxify: TinyDetoxify) -> None:
+    spec = f"detoxify:{tiny_detoxify.checkpoint}"
+    languages = frozenset({"en", "de"})
+
+    detoxify = load_toxicity_scorer(spec, config_dir=tiny_detoxify.config_dir, languages=languages)
+    lite = load_toxicity_scorer("lite", languages=frozenset({"nl"}))
+
+    assert (detoxify.languages, lite.languages) == (languages, {"nl"})
+
+
+@pytest.mark.parametrize("languages", [frozenset(), frozenset({"en", "EN"}), frozenset({"eng"})])
+def test_languages_must_be_iso_639_1_codes(languages: frozenset[str]) -> None:
+    with pytest.raises(ValueError, match="ISO 639-1"):
+        load_toxicity_scorer("lite", languages=languages)
 
 
 # --- auto ----------------------------------------------------------------------------------------
@@ -306,4 +446,5 @@ def test_auto_uses_a_cached_checkpoint(offline_hub: Path, tiny_detoxify: TinyDet
 
     assert isinstance(scorer, DetoxifyScorer)
     assert scorer.name == "detoxify:original"
+    assert scorer.languages == {"en"}
     assert scorer.score([TOXIC_EXAMPLE])[0]["toxicity"] > 0.9

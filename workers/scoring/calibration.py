@@ -157,7 +157,7 @@ def choose_precision(
     # Batches as production forms them, after an untimed warm-up round on two short texts
     # (lazy initialisation). Every model takes each batch in turn, so that load from other
     # processes (sibling workers calibrating too) slows all of them alike.
-    batches = _batches(texts, batch_size)
+    batches = _batches(tokenizer, texts, batch_size)
     for round_number, batch in enumerate([batches[0][:2], *batches]):
         for precision, run in list(runs.items()):
             try:
@@ -212,9 +212,13 @@ class _Run:
             self.scores.extend(rows)
 
 
-def _batches(texts: Sequence[str], batch_size: int) -> list[list[str]]:
-    """`texts` sorted by length and cut into batches, as `predict` does."""
-    ordered = sorted(texts, key=len)
+def _batches(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], batch_size: int
+) -> list[list[str]]:
+    """`texts` sorted by length in tokens and cut into batches, as `predict` does with texts
+    that fit in one window (int8 scales its inputs per batch: the batches must be the same)."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), verbose=False)["input_ids"]]
+    ordered = [texts[i] for i in sorted(range(len(texts)), key=lengths.__getitem__)]
     return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
 
 

@@ -10,6 +10,10 @@ loads no model. Specs:
 
 Precision (Detoxify only): `fp32`, `bf16`, dynamic `int8`, or `auto`, which measures at load
 time which is fastest on this CPU without moving scores (see `workers.scoring.calibration`).
+
+Long texts are scored whole: cut into overlapping windows of at most `max_tokens` tokens, each
+label's score is its highest over the windows (see `predict`). Every scorer says which
+languages it reads (`languages`, ISO 639-1 codes): `VARIANTS` holds each published variant's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import copy
 import itertools
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -25,13 +30,13 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 
 if TYPE_CHECKING:
-    from detoxify import Detoxify
     from transformers import PreTrainedTokenizerBase
 
     from workers.scoring.calibration import PrecisionChoice
@@ -40,7 +45,94 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
+ENGLISH = frozenset({"en"})
+#: Detoxify's README: "trained on 7 different languages so it should only be tested on: english,
+#: french, spanish, italian, portuguese, turkish or russian".
+MULTILINGUAL = frozenset({"en", "fr", "es", "it", "pt", "tr", "ru"})
+ORIGINAL_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack")
+#: The Unintended Bias challenge's labels; its checkpoints have 9 more outputs after them
+#: (identity mentions: male, female, ..., psychiatric_or_mental_illness) that Detoxify ignores.
+BIAS_LABELS = (
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "identity_attack",
+    "insult",
+    "threat",
+    "sexual_explicit",
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model Detoxify publishes, from its `configs/*.json` and README."""
+
+    architecture: str  # transformers model class (the checkpoint's `model_name`)
+    tokenizer: str  # transformers tokenizer class (`tokenizer_name`)
+    base: str  # the pretrained model it was fine-tuned from (`model_type`)
+    labels: tuple[str, ...]  # what Detoxify reports, in output order
+    outputs: int  # the checkpoint's outputs (`num_classes`); Detoxify reads the first `labels`
+    languages: frozenset[str]
+    trained_on: str
+    max_length: int = 512  # tokens per window at most: the base model's positions
+
+
+VARIANTS: dict[str, Variant] = {
+    "original": Variant(
+        "BertForSequenceClassification",
+        "BertTokenizer",
+        "bert-base-uncased",
+        ORIGINAL_LABELS,
+        6,
+        ENGLISH,
+        "Toxic Comment Classification Challenge (Wikipedia talk pages)",
+    ),
+    "unbiased": Variant(
+        "RobertaForSequenceClassification",
+        "RobertaTokenizer",
+        "roberta-base",
+        BIAS_LABELS,
+        16,
+        ENGLISH,
+        "Unintended Bias in Toxicity Classification (Civil Comments), trained to depend less "
+        "on mentions of identities",
+    ),
+    "multilingual": Variant(
+        "XLMRobertaForSequenceClassification",
+        "XLMRobertaTokenizer",
+        "xlm-roberta-base",
+        BIAS_LABELS,
+        16,
+        MULTILINGUAL,
+        "Multilingual Toxic Comment Classification (Wikipedia and Civil Comments, some "
+        "machine-translated)",
+    ),
+    "original-small": Variant(
+        "AlbertForSequenceClassification",
+        "AlbertTokenizer",
+        "albert-base-v2",
+        ORIGINAL_LABELS,
+        6,
+        ENGLISH,
+        "as original, in a model a tenth of its size",
+    ),
+    "unbiased-small": Variant(
+        "AlbertForSequenceClassification",
+        "AlbertTokenizer",
+        "albert-base-v2",
+        BIAS_LABELS,
+        16,
+        ENGLISH,
+        "as unbiased, in a model a tenth of its size",
+    ),
+}
+DETOXIFY_VARIANTS = tuple(VARIANTS)
+#: Class names older checkpoints store, and what Detoxify reports instead.
+DETOXIFY_RENAMED = {
+    "toxic": "toxicity",
+    "identity_hate": "identity_attack",
+    "severe_toxic": "severe_toxicity",
+}
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 AUTO_VARIANT = "original"
 #: Comments per forward pass. Small passes waste little on padding: measured here with a
@@ -49,10 +141,33 @@ AUTO_VARIANT = "original"
 DEFAULT_BATCH_SIZE = 4
 # Per-socket timeout during the `auto` attempt, so an abandoned download cannot stall forever.
 AUTO_SOCKET_TIMEOUT = 10.0
+#: Tokens shared by consecutive windows of a long text. Any span of up to WINDOW_OVERLAP + 1
+#: tokens lies whole inside some window, so a sentence (commonly 15-30 tokens) is never judged
+#: only in halves; at the default 256-token windows it is 1/8 of a window, so a long text
+#: takes about 14% more windows than it would with windows that do not overlap.
+WINDOW_OVERLAP = 32
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}")
 
 
 class ModelLoadError(RuntimeError):
     """A requested toxicity model could not be loaded."""
+
+
+class LoadedDetoxify(Protocol):
+    """What the scorer uses of a loaded Detoxify model (a `Detoxify` object is one)."""
+
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    class_names: list[str]
+
+
+@dataclass(frozen=True)
+class OfflineDetoxify:
+    """A Detoxify checkpoint loaded with its transformers files from a directory."""
+
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    class_names: list[str]
 
 
 class ToxicityScorer(Protocol):
@@ -60,6 +175,7 @@ class ToxicityScorer(Protocol):
 
     name: str
     labels: tuple[str, ...]
+    languages: frozenset[str]  # ISO 639-1 codes of the languages it was trained to read
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
 
@@ -70,11 +186,12 @@ class LiteScorer:
     name = "lite"
     labels = ("toxicity",)
 
-    def __init__(self) -> None:
+    def __init__(self, *, languages: frozenset[str] | None = None) -> None:
         # Importing profanity_check loads its model, so it happens here and not at module import.
         from profanity_check import predict_prob
 
         self._predict_prob = predict_prob
+        self.languages = ENGLISH if languages is None else languages
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Probability of profanity for each text, as `toxicity`."""
@@ -85,25 +202,31 @@ class LiteScorer:
 
 
 class DetoxifyScorer:
-    """A loaded Detoxify model, run directly so that truncation and batching are ours.
+    """A loaded Detoxify model, run directly so that windows and batching are ours.
 
     `precision` is the one in use: with `auto`, the one measured best at load time (and
-    `calibration` holds that measurement).
+    `calibration` holds that measurement). `languages` defaults to what the model's
+    architecture reads (see `inferred_languages`).
     """
 
     def __init__(
         self,
-        detoxify: Detoxify,
+        detoxify: LoadedDetoxify,
         name: str,
         *,
         precision: str = "fp32",
         max_tokens: int = 256,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        languages: frozenset[str] | None = None,
     ) -> None:
         self.name = name
         self.labels = tuple(detoxify.class_names)
         if "toxicity" not in self.labels:
             raise ModelLoadError(f"{name} has no toxicity label (labels: {', '.join(self.labels)})")
+        outputs = detoxify.model.config.num_labels
+        if outputs < len(self.labels):
+            raise ModelLoadError(f"{name} has {outputs} outputs for {len(self.labels)} labels")
+        self.languages = inferred_languages(detoxify) if languages is None else languages
         self.tokenizer = detoxify.tokenizer
         self.max_tokens = _token_limit(detoxify, max_tokens)
         self.batch_size = batch_size
@@ -122,7 +245,8 @@ class DetoxifyScorer:
             self.precision = precision
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Scores for every label, in input order; long texts are truncated to `max_tokens`."""
+        """Scores for every label, in input order; a long text gets each label's highest score
+        over its windows of `max_tokens` tokens."""
         rows = predict(
             self.model,
             self.tokenizer,
@@ -130,7 +254,10 @@ class DetoxifyScorer:
             max_tokens=self.max_tokens,
             batch_size=self.batch_size,
         )
-        return [dict(zip(self.labels, map(_unit, row), strict=True)) for row in rows]
+        # As Detoxify.predict: the labels are the first outputs; the unbiased and multilingual
+        # checkpoints have 9 more (identity mentions), which no label names.
+        width = len(self.labels)
+        return [dict(zip(self.labels, map(_unit, row[:width]), strict=True)) for row in rows]
 
 
 def predict(
@@ -140,30 +267,108 @@ def predict(
     *,
     max_tokens: int,
     batch_size: int,
+    max_windows: int | None = None,
 ) -> list[list[float]]:
-    """Each text's probability per output, in input order, `batch_size` texts per forward pass;
-    texts are truncated to `max_tokens` tokens."""
-    # Sorting by length keeps texts of similar length together, so each batch pads less.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    """Each text's probability per output, in input order.
+
+    A text longer than `max_tokens` tokens (special tokens included) is cut into windows that
+    long, overlapping by WINDOW_OVERLAP tokens, and each output's value is its highest over the
+    windows. `max_windows` keeps only each text's first ones (1: truncation to `max_tokens`).
+    Windows go `batch_size` per forward pass, sorted by length so that each pass pads little.
+    """
+    if max_windows is not None and max_windows < 1:
+        raise ValueError(f"max_windows must be at least 1 (got {max_windows})")
+    if not texts:
+        return []
+    windows, owners = _windows(tokenizer, texts, max_tokens, max_windows)
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
     results: list[list[float]] = [[] for _ in texts]
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        rows = _forward(model, tokenizer, [texts[i] for i in indices], max_tokens)
+        rows = _forward(model, tokenizer, [windows[i] for i in indices])
         for index, row in zip(indices, rows, strict=True):
-            results[index] = row
+            best = results[owners[index]]
+            results[owners[index]] = list(map(max, best, row)) if best else row
     return results
 
 
+def _windows(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_tokens: int,
+    max_windows: int | None,
+) -> tuple[list[list[int]], list[int]]:
+    """Every text's windows of token ids (specials included), and the text each belongs to.
+
+    Texts are tokenized once, whole (as truncation did before cutting them); a text that fits
+    is one window, exactly the ids truncation gave it.
+    """
+    # verbose=False: texts longer than the model's limit are expected, not worth a warning.
+    encoded = tokenizer(list(texts), verbose=False)["input_ids"]
+    windows: list[list[int]] = []
+    owners: list[int] = []
+    specials: tuple[int, int] | None = None
+    for owner, ids in enumerate(encoded):
+        if len(ids) <= max_tokens:
+            pieces = [ids]
+        else:
+            specials = specials or _special_token_counts(tokenizer)
+            pieces = _cut(ids, max_tokens, specials, max_windows)
+        windows += pieces
+        owners += [owner] * len(pieces)
+    return windows, owners
+
+
+def _cut(
+    ids: list[int], max_tokens: int, specials: tuple[int, int], max_windows: int | None
+) -> list[list[int]]:
+    """`ids` (with its special tokens around it) as overlapping windows of `max_tokens` ids,
+    each with the same special tokens; the last window ends at the text's end, so no window
+    is a short tail with little context."""
+    head, tail = specials
+    prefix, body, suffix = ids[:head], ids[head : len(ids) - tail], ids[len(ids) - tail :]
+    size = max(1, max_tokens - head - tail)
+    starts = window_starts(len(body), size)
+    return [prefix + body[start : start + size] + suffix for start in starts[:max_windows]]
+
+
+def window_starts(length: int, size: int) -> list[int]:
+    """Where the windows of `size` tokens over `length` tokens start: every `size - overlap`
+    tokens, the last one `size` before the end (overlap: WINDOW_OVERLAP, at most a quarter of
+    a window)."""
+    if length <= size:
+        return [0]
+    step = size - min(WINDOW_OVERLAP, size // 4)
+    return [*range(0, length - size, step), length - size]
+
+
+def _special_token_counts(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before and after a single text."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for head in range(len(full) - len(bare) + 1):
+        if full[head : head + len(bare)] == bare:
+            return head, len(full) - len(bare) - head
+    raise ValueError(f"cannot find a text's tokens among its special tokens: {full}")
+
+
 def _forward(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, windows: list[list[int]]
 ) -> list[list[float]]:
-    inputs = tokenizer(
-        texts, return_tensors="pt", truncation=True, max_length=max_tokens, padding=True
-    )
+    # Single texts: token_type_ids would be all 0, the models' default, so only ids and mask.
+    inputs = tokenizer.pad({"input_ids": windows}, return_tensors="pt")
     with torch.inference_mode():
         logits = model(**inputs).logits
         # Same as Detoxify.predict: an independent sigmoid per label (bf16 goes back to fp32).
         return torch.sigmoid(logits.float()).tolist()
+
+
+def inferred_languages(detoxify: LoadedDetoxify) -> frozenset[str]:
+    """The languages of the published variant with the same model or tokenizer class (XLM-R:
+    the multilingual ones); English for any other."""
+    classes = {type(detoxify.model).__name__, type(detoxify.tokenizer).__name__}
+    known = [v.languages for v in VARIANTS.values() if classes & {v.architecture, v.tokenizer}]
+    return frozenset().union(*known) or ENGLISH
 
 
 def load_toxicity_scorer(
@@ -174,25 +379,45 @@ def load_toxicity_scorer(
     max_tokens: int = 256,
     load_timeout: float = 20.0,
     pass_size: int = DEFAULT_BATCH_SIZE,
+    languages: frozenset[str] | None = None,
 ) -> ToxicityScorer:
     """Load the scorer named by `spec` (see the module docstring); only `auto` falls back.
-    `pass_size` is the number of comments per forward pass."""
+    `pass_size` is the number of comments per forward pass; `languages` (ISO 639-1 codes)
+    replaces the languages the model is known or inferred to read."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS})")
+    if languages is not None:
+        _check_languages(languages)
     if spec == "lite":
-        return LiteScorer()
+        return LiteScorer(languages=languages)
     if spec == "auto":
-        return _load_auto(config_dir, precision, max_tokens, load_timeout, pass_size)
+        return _load_auto(config_dir, precision, max_tokens, load_timeout, pass_size, languages)
     if spec.startswith("detoxify:"):
         target = spec.removeprefix("detoxify:")
         detoxify = _load_detoxify(target, config_dir)
+        if languages is None and target in VARIANTS:
+            languages = VARIANTS[target].languages
         return DetoxifyScorer(
-            detoxify, spec, precision=precision, max_tokens=max_tokens, batch_size=pass_size
+            detoxify,
+            spec,
+            precision=precision,
+            max_tokens=max_tokens,
+            batch_size=pass_size,
+            languages=languages,
         )
     raise ValueError(
         f"unknown toxicity model {spec!r} "
         "(expected auto, lite, detoxify:<variant> or detoxify:<checkpoint path>)"
     )
+
+
+def _check_languages(languages: frozenset[str]) -> None:
+    """Raise ValueError unless `languages` is a non-empty set of lower-case ISO 639-1 codes."""
+    wrong = sorted(code for code in languages if not _LANGUAGE_CODE.fullmatch(code))
+    if not languages or wrong:
+        raise ValueError(
+            f"languages must be ISO 639-1 codes such as 'en' or 'fr' (got {sorted(languages)})"
+        )
 
 
 def warm_up(scorer: ToxicityScorer) -> None:
@@ -212,8 +437,9 @@ def cached_checkpoint(variant: str) -> Path:
 # --- loading -------------------------------------------------------------------------------------
 
 
-def _load_detoxify(target: str, config_dir: Path | None) -> Detoxify:
-    """A Detoxify object for a variant name or checkpoint path, or ModelLoadError saying why."""
+def _load_detoxify(target: str, config_dir: Path | None) -> LoadedDetoxify:
+    """The Detoxify model of a variant name or checkpoint path, or ModelLoadError saying why.
+    With `config_dir`, nothing is read from the hub (see `_load_offline`)."""
     from detoxify import Detoxify
 
     if target in DETOXIFY_VARIANTS:
@@ -235,10 +461,33 @@ def _load_detoxify(target: str, config_dir: Path | None) -> Detoxify:
                 f"(or unknown variant; variants: {', '.join(DETOXIFY_VARIANTS)})"
             )
     logger.info("loading Detoxify checkpoint %s", checkpoint)
-    return _construct(Detoxify, target, checkpoint=checkpoint, huggingface_config_path=config_dir)
+    if config_dir is None:
+        return _construct(Detoxify, target, checkpoint=checkpoint)
+    return _construct(_load_offline, target, checkpoint=checkpoint, config_dir=config_dir)
 
 
-def _construct(factory: Callable[..., Detoxify], target: str, **kwargs: Any) -> Detoxify:
+def _load_offline(checkpoint: Path, config_dir: Path) -> OfflineDetoxify:
+    """A checkpoint loaded as `Detoxify(checkpoint=...)` loads it, with Detoxify's own model
+    and tokenizer loader, but every transformers file read from `config_dir`.
+
+    `Detoxify(..., huggingface_config_path=config_dir)` would still read the model's config
+    from the hub name the checkpoint gives (`bert-base-uncased`, ...), and take the number of
+    outputs from config_dir's config.json, which the published base models' leave at 2.
+    """
+    from detoxify.detoxify import get_model_and_tokenizer
+
+    loaded = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if not isinstance(loaded, dict) or "config" not in loaded or "state_dict" not in loaded:
+        raise ValueError("the checkpoint needs its training config and its state dict")
+    args = {**loaded["config"]["arch"]["args"], "model_type": str(config_dir)}
+    model, tokenizer = get_model_and_tokenizer(**args, state_dict=loaded["state_dict"])
+    classes = loaded["config"]["dataset"]["args"]["classes"]
+    return OfflineDetoxify(model, tokenizer, [DETOXIFY_RENAMED.get(c, c) for c in classes])
+
+
+def _construct(
+    factory: Callable[..., LoadedDetoxify], target: str, **kwargs: Any
+) -> LoadedDetoxify:
     try:
         return factory(**kwargs)
     except Exception as error:
@@ -251,6 +500,7 @@ def _load_auto(
     max_tokens: int,
     load_timeout: float,
     pass_size: int = DEFAULT_BATCH_SIZE,
+    languages: frozenset[str] | None = None,
 ) -> ToxicityScorer:
     started = time.perf_counter()
     try:
@@ -270,13 +520,14 @@ def _load_auto(
             time.perf_counter() - started,
             cached_checkpoint(AUTO_VARIANT),
         )
-        return LiteScorer()
+        return LiteScorer(languages=languages)
     return DetoxifyScorer(
         detoxify,
         f"detoxify:{AUTO_VARIANT}",
         precision=precision,
         max_tokens=max_tokens,
         batch_size=pass_size,
+        languages=VARIANTS[AUTO_VARIANT].languages if languages is None else languages,
     )
 
 
@@ -375,9 +626,13 @@ def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         )
 
 
-def _token_limit(detoxify: Detoxify, max_tokens: int) -> int:
+def _token_limit(detoxify: LoadedDetoxify, max_tokens: int) -> int:
     """`max_tokens`, but never more than the model's positions or the tokenizer's maximum."""
-    positions = getattr(detoxify.model.config, "max_position_embeddings", max_tokens)
+    config = detoxify.model.config
+    positions = getattr(config, "max_position_embeddings", max_tokens)
+    if config.model_type in ("roberta", "xlm-roberta"):
+        # RoBERTa numbers positions from pad_token_id + 1: 514 positions hold 512 tokens.
+        positions -= config.pad_token_id + 1
     return min(max_tokens, positions, detoxify.tokenizer.model_max_length)
 
 
