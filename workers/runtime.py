@@ -11,11 +11,10 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from moderation.languages import LanguageDetector
-
 from moderation import settings as settings_module
 from moderation.deliveries import Outbox
 from moderation.labels import LabelStore
+from moderation.languages import LanguageDetector
 from moderation.metrics import RedisCounters
 from moderation.model_registry import ModelRegistry
 from moderation.policies import PolicyStore
@@ -26,7 +25,7 @@ from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
 from moderation.wordlists import WordList, compile_words
-from moderation.worker_languages import DEFAULT_LANGUAGES, LiveLanguages
+from moderation.worker_languages import LiveLanguages
 from workers.languages import LanguageRoute, LanguageRouter
 from workers.learning.model_cache import SiteModelCache
 from workers.scoring.pipeline import Scored
@@ -103,6 +102,7 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         max_tokens=settings.max_tokens,
         load_timeout=settings.model_load_timeout,
         pass_size=settings.pass_size,
+        languages=settings.toxicity_languages,
     )
     warm_up(toxicity)
     log.info(
@@ -112,8 +112,7 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
     )
     spam = SpamScorer.from_file(settings.spam_model)
     log.info("spam model ready: %s", spam.name)
-    if settings.toxicity_languages:
-        log.info("toxicity model reads: %s", ", ".join(sorted(settings.toxicity_languages)))
+    log.info("toxicity model reads: %s", ", ".join(sorted(toxicity.languages)))
     connection = connect(settings.redis_url)
     store = CommentStore(connection, track_retention=settings.retention_days > 0)
     sites = SiteStore(connection, settings.secret_key)
@@ -139,16 +138,11 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         learning=LearningEnqueuer(connection, settings),
         languages=LanguageRouter(
             detector=LanguageDetector(),
-            reads=settings.toxicity_languages or model_languages(toxicity),
+            reads=toxicity.languages,
             live=LiveLanguages(connection),
         ),
     )
     return _runtime
-
-
-def model_languages(toxicity: ToxicityScorer) -> frozenset[str]:
-    """The languages the toxicity model is known to read (English when it does not say)."""
-    return frozenset(getattr(toxicity, "languages", None) or DEFAULT_LANGUAGES)
 
 
 def runtime_started() -> bool:
