@@ -28,7 +28,7 @@ from moderation.perspective_protocol import (
     sentence_spans,
     suggested_label,
 )
-from moderation.records import UNDETERMINED_LANGUAGE, Decision, Submission
+from moderation.records import UNDETERMINED_LANGUAGE, Comment, Submission
 from moderation.services import services
 from moderation.store import WorkerModels
 
@@ -103,14 +103,14 @@ def current_support() -> ModelSupport:
     return support
 
 
-def score(texts: list[str], hint: str | None, keep: bool) -> list[Decision]:
-    """Each text's decision from the workers (one check each, awaited together); 503 when they
+def score(texts: list[str], hint: str | None, keep: bool) -> list[Comment]:
+    """Each text's decided check from the workers (one each, awaited together); 503 when they
     do not all come within MODERATION_MAX_WAIT seconds or one could not be scored."""
     timeout = services().settings.max_wait_seconds
     context = {"language": hint} if hint else {}
     submissions = [Submission(id="perspective", content=text, context=context) for text in texts]
-    decided = check_many(g.site, submissions, timeout, keep_record=keep)
-    decisions = [comment.decision for comment in decided if comment and comment.decision]
+    decided = [c for c in check_many(g.site, submissions, timeout, keep_record=keep) if c]
+    decisions = [comment.decision for comment in decided if comment.decision]
     if len(decisions) < len(texts):
         raise PerspectiveError(
             503,
@@ -121,25 +121,37 @@ def score(texts: list[str], hint: str | None, keep: bool) -> list[Decision]:
         raise PerspectiveError(
             503, "The comment could not be scored; retry later.", headers={"Retry-After": "60"}
         )
-    return decisions
+    return decided
+
+
+def forget(checks: list[Comment]) -> None:
+    """Nothing of a refused request stays."""
+    for check in checks:
+        services().comments.forget(g.site, check.id)
 
 
 def analyze_request(request_: AnalyzeRequest) -> dict[str, Any]:
     support = current_support()
-    if request_.languages:  # refused before scoring, as Google does
-        attributes = scorable(request_, support, request_.languages)
-        if not attributes:  # dropUnsupportedAttributes dropped them all
-            return analyze_response(request_, [], {}, None, request_.languages, [])
+    # Requested languages are refused before scoring, as Google does; if
+    # `dropUnsupportedAttributes` drops every attribute, the text is still read for its language.
+    dropped = bool(request_.languages) and not scorable(request_, support, request_.languages)
     text = request_.text
     spans = sentence_spans(text) if request_.span_annotations else []
     whole = spans == [(len(text) - len(text.lstrip()), len(text.rstrip()))]
     texts = [text] if whole else [text] + [text[begin:end] for begin, end in spans]
     hint = request_.languages[0] if request_.languages else None
-    decisions = score(texts, hint, keep=not request_.do_not_store)
+    checks = score(texts, hint, keep=not (request_.do_not_store or dropped))
+    decisions = [check.decision for check in checks if check.decision]
+    # "und" (a text whose language cannot be told: "lol") is BCP 47's own tag for it; Google
+    # refuses such a text unless `languages` is given, this service scores it as English.
     language = decisions[0].language or UNDETERMINED_LANGUAGE
-    detected = [] if language == UNDETERMINED_LANGUAGE else [language]
+    detected = [language]
     languages = request_.languages or scored_languages(language, support)
-    attributes = scorable(request_, support, languages)
+    try:
+        attributes = [] if dropped else scorable(request_, support, languages)
+    except PerspectiveError:
+        forget(checks)
+        raise
     if not attributes:
         return analyze_response(request_, [], {}, None, languages, detected)
     scores = [decision.scores or {} for decision in decisions]
