@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from moderation.languages import UNDETERMINED, LanguageDetector
-
 from moderation.records import Comment
 from moderation.worker_languages import LiveLanguages
 
