@@ -15,7 +15,7 @@ from typing import Any
 
 from moderation.labels import LabelKind
 from moderation.records import UNDETERMINED_LANGUAGE
-from moderation.worker_languages import registered_languages
+from moderation.worker_languages import languages_read
 
 #: Perspective attribute -> the toxicity model's label.
 ATTRIBUTE_LABELS: dict[str, str] = {
@@ -139,18 +139,16 @@ def model_support(workers: Iterable[Mapping[str, str]]) -> ModelSupport | None:
     if not registrations:
         return None
     names, labels = [], None
-    languages: set[str] = set()
     for registration in registrations:
         name = registration.get("toxicity", "?")
         names.append(name)
         own = registration.get("labels")
         model_labels = frozenset(own.split(",")) if own else labels_of(name)
         labels = model_labels if labels is None else labels & model_labels
-        languages |= registered_languages(registration)
     return ModelSupport(
         models=tuple(sorted(set(names))),
         labels=labels or frozenset(),
-        languages=tuple(sorted(languages)),
+        languages=tuple(sorted(languages_read(registrations))),
     )
 
 

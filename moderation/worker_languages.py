@@ -33,6 +33,11 @@ def registered_languages(registration: Mapping[str, str]) -> frozenset[str]:
     return frozenset(raw.split(",")) if raw else DEFAULT_LANGUAGES
 
 
+def languages_read(registrations: Iterable[Mapping[str, str]]) -> frozenset[str]:
+    """The languages some one of these workers reads."""
+    return frozenset().union(*map(registered_languages, registrations))
+
+
 def live_registrations(connection: redis.Redis) -> dict[str, dict[str, str]]:
     """Each live scoring worker's registration (models, labels, languages), by name."""
     return WorkerModels(connection).of(live_scoring_workers(connection))
@@ -50,8 +55,7 @@ class LiveLanguages:
     def covered(self) -> frozenset[str]:
         """The union of the live workers' languages (empty when no worker is alive)."""
         if time.monotonic() - self._read_at > self.refresh_after:
-            registrations = live_registrations(self.connection).values()
-            self._languages = frozenset().union(*map(registered_languages, registrations))
+            self._languages = languages_read(live_registrations(self.connection).values())
             self._read_at = time.monotonic()
         return self._languages
 

@@ -14,7 +14,7 @@ from moderation.queue import live_scoring_workers
 from moderation.schemas import HealthSchema, ReadinessSchema
 from moderation.services import services
 from moderation.store import WorkerModels
-from moderation.worker_languages import registered_languages
+from moderation.worker_languages import languages_read
 
 blp = Blueprint("ops", __name__, description="Health, readiness and metrics (operators).")
 
@@ -62,7 +62,7 @@ def readyz() -> Any:
         "oldest_pending_seconds": svc.comments.oldest_pending_age(),
         "toxicity_model": toxicity_models[0] if len(toxicity_models) == 1 else toxicity_models,
         "precision": precisions[0] if len(precisions) == 1 else precisions,
-        "languages": sorted(frozenset().union(*map(registered_languages, models.values()))),
+        "languages": sorted(languages_read(models.values())),
         "missing": [] if workers else ["workers"],
     }
     return (body, 200) if workers else (body, 503, {"Retry-After": "5"})
