@@ -67,18 +67,21 @@ def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]
     return scored
 
 
-def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
-    """Score the pending comments among `keys` (site, id) in one pass and keep the results for
-    their jobs (`score_comment` uses them instead of scoring again)."""
+def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
+    """Route the pending comments among `keys` (site, id) and score those read here in one
+    pass; keep both for their jobs (`score_comment` uses them instead of doing it again).
+    Returns how many were scored."""
     comments = [runtime.store.get(site, comment_id) for site, comment_id in keys]
     todo = [c for c in comments if c and c.status is Status.PENDING and c.erased_at is None]
     routed = [(comment, runtime.languages.route(comment)) for comment in todo]
-    # Comments another worker will read are not scored here.
+    # Comments another worker will read are not scored here; their route is kept all the same.
     kept = [(c, route) for c, route in routed if route.placement is not Placement.HAND_OVER]
-    if kept:
-        scored = score_batch(runtime, [comment for comment, _ in kept])
-        for (comment, route), each in zip(kept, scored, strict=True):
-            runtime.prescored[(comment.site, comment.id)] = (comment, each, route)
+    scored = score_batch(runtime, [comment for comment, _ in kept]) if kept else []
+    results = dict(zip(((c.site, c.id) for c, _ in kept), scored, strict=True))
+    for comment, route in routed:
+        key = (comment.site, comment.id)
+        runtime.prescored[key] = (comment, results.get(key), route)
+    return len(scored)
 
 
 def auto_decision(

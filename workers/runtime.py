@@ -52,8 +52,8 @@ class WorkerRuntime:
     learning: LearningEnqueuer
     languages: LanguageRouter
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
-    #: Scores computed for a whole batch, taken by each comment's job (see workers/worker.py).
-    prescored: dict[tuple[str, str], tuple[Comment, Scored, LanguageRoute]] = field(
+    #: Each batched comment's route and (unless handed over) scores, taken by its job.
+    prescored: dict[tuple[str, str], tuple[Comment, Scored | None, LanguageRoute]] = field(
         default_factory=dict
     )
 
