@@ -116,14 +116,19 @@ def needs_new_job(
 
 
 def orphaned(job: Job, covered: Callable[[], frozenset[str]]) -> bool:
-    """Whether a waiting job is on a language's queue that no live worker reads (it is then
-    taken off it, for the comment's new job on the shared queue)."""
+    """Whether a waiting job is on a language's queue that no live worker reads."""
     language = language_of_queue(job.origin)
-    if language is None or language in covered():
-        return False
-    with contextlib.suppress(redis.RedisError):
-        job.cancel()
-    return True
+    return language is not None and language not in covered()
+
+
+def withdraw_waiting(connection: redis.Redis, job_ids: list[str]) -> None:
+    """Take the jobs of comments given a new one off their queue if they still wait there
+    (an orphaned language queue's), so that a worker that comes back later finds no stale
+    copy."""
+    for job in Job.fetch_many(job_ids, connection=connection):
+        if job is not None and job.get_status(refresh=False) in WAITING:
+            with contextlib.suppress(redis.RedisError):
+                job.cancel()
 
 
 def is_taken(connection: redis.Redis, job_id: str) -> bool:
@@ -158,15 +163,18 @@ def sweep(
     try:
         stale = store.pending_before(utc_now() - older_than)
         lost: list[tuple[str, str]] = []
+        replaced: list[str] = []  # the lost comments' old jobs
         taken: dict[str, tuple[str, str]] = {}  # job id -> comment, for a second look
         for site, comment_id in stale:
             job_id = store.job_id(site, comment_id)
             if needs_new_job(connection, job_id, covered):
                 lost.append((site, comment_id))
+                replaced += [job_id] if job_id else []
             elif job_id and is_taken(connection, job_id):
                 taken[job_id] = (site, comment_id)
         lost += [taken[job_id] for job_id in still_taken_after_grace(connection, list(taken))]
         requeued = sum(1 for site, comment_id in lost if store.requeue(site, comment_id, enqueue))
+        withdraw_waiting(connection, replaced)
         if requeued:
             log.warning("sweeper: %d pending comments had lost their job; requeued", requeued)
         return SweepReport(len(stale), requeued)

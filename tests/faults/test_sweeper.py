@@ -14,7 +14,7 @@ from rq.registry import StartedJobRegistry
 from moderation.app import create_app
 from moderation.cli import main
 from moderation.keyspace import KEYS
-from moderation.queue import SCORING_QUEUE, ScoringEnqueuer
+from moderation.queue import SCORING_QUEUE, ScoringEnqueuer, language_queue_name
 from moderation.store import CommentStore
 from tests.support.load import automatic_decisions
 from tests.support.processes import moderation_env, running_worker, wait_for
@@ -43,6 +43,29 @@ def test_a_waiting_job_is_left_alone_and_a_missing_one_replaced(
     report = sweep(redis_client, store, ScoringEnqueuer(redis_client, settings), 0)
     assert report.requeued == 1
     assert store.job_id("news", "c-1") != job_id
+
+
+def test_a_job_handed_to_a_language_nobody_reads_any_more_goes_back_to_the_shared_queue(
+    client, auth, settings, redis_client
+):
+    submit(client, auth, "c-fr", "Merci pour cet article, je suis tout à fait d'accord.")
+    store = CommentStore(redis_client)
+    enqueue = ScoringEnqueuer(redis_client, settings)
+    handed = store.requeue("news", "c-fr", enqueue.to_language("fr"))  # as a worker hands over
+    french = Queue(language_queue_name("fr"), connection=redis_client)
+    assert french.job_ids == [handed]
+
+    def reads_french() -> frozenset[str]:
+        return frozenset({"en", "fr"})
+
+    assert not needs_new_job(redis_client, handed, reads_french)
+    assert sweep(redis_client, store, enqueue, 0, covered=reads_french).requeued == 0
+
+    assert needs_new_job(redis_client, handed)  # no live worker reads French
+    assert sweep(redis_client, store, enqueue, 0).requeued == 1
+    new_job = store.job_id("news", "c-fr")
+    assert new_job in Queue(SCORING_QUEUE, connection=redis_client).job_ids
+    assert french.job_ids == []  # the stale copy is gone
 
 
 def test_a_started_job_counts_as_lost_once_its_worker_is_not_alive(
