@@ -73,6 +73,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         *languages, shared = queues
         wait = None if timeout is None else LANGUAGE_QUEUE_POLL
+        self._ordered_queues = [shared]  # RQ's own dequeue then waits on the shared queue alone
         try:
             while True:
                 if self._stop_requested:
@@ -81,9 +82,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
                     found = self.ride_out(self.take_waiting, queue)
                     if found is not None:
                         return found
-                self._ordered_queues = [shared]
                 found = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
-                self._ordered_queues = queues
                 if found is not None or wait is None:
                     return found
         finally:
@@ -166,12 +165,12 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         started = time.perf_counter()
         try:
             with self.death_penalty_class(runtime.settings.job_timeout, JobTimeoutException):
-                prescore(runtime, keys)  # type: ignore[arg-type]
+                scored = prescore(runtime, keys)  # type: ignore[arg-type]
             log.info(
                 "scored a batch of %d comments in %.3f s",
-                len(runtime.prescored),
+                scored,
                 time.perf_counter() - started,
-                extra={"batch": len(runtime.prescored)},
+                extra={"batch": scored},
             )
         except Exception:
             log.exception("batch scoring failed; scoring its comments one by one")
