@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moderation.labels import LabelKind
+from moderation.languages import normalise_language_tag
 from moderation.records import UNDETERMINED_LANGUAGE
 from moderation.worker_languages import languages_read
 
@@ -153,8 +154,9 @@ def model_support(workers: Iterable[Mapping[str, str]]) -> ModelSupport | None:
 
 
 def normalize_language(code: str) -> str:
-    """`en-US` -> `en`: the models know languages, not regions."""
-    return code.strip().lower().replace("_", "-").split("-")[0]
+    """`en-US` -> `en`: the models know languages, not regions (the detector's hint parser);
+    what is no language tag stays as sent, for the error to name it."""
+    return normalise_language_tag(code) or code.strip().lower()
 
 
 def scored_languages(detected: str, support: ModelSupport) -> list[str]:
