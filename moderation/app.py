@@ -12,17 +12,16 @@ from moderation import errors, metrics, ratelimit, web
 from moderation.api import (
     Api,
     Blueprint,
-    akismet,
     comments,
     docs,
     models,
     ops,
-    perspective,
     policy,
     review,
     site,
 )
 from moderation.logs import init_request_ids
+from moderation.protocols import akismet_api, perspective_api
 from moderation.services import build_services
 from moderation.settings import Settings
 
@@ -70,8 +69,8 @@ def create_app(settings: Settings) -> Flask:
     api.register_blueprint(review.blp)
     api.register_blueprint(ops.blp)
     app.register_blueprint(docs.blp)
-    app.register_blueprint(akismet.blp)
-    app.register_blueprint(perspective.blp)  # Google's formats: not in the OpenAPI document
+    app.register_blueprint(akismet_api.blp)
+    app.register_blueprint(perspective_api.blp)  # Google's formats: not in the OpenAPI document
 
     # The /moderate page (session cookie) and CSRF protection for every cookie-backed POST.
     # web.init_app first: its "secret key required" page must answer before CSRFProtect's hook.
@@ -80,7 +79,7 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in app.blueprints.values():
         if isinstance(blueprint, Blueprint):  # the JSON API: bearer tokens, no cookies to ride
             csrf.exempt(blueprint)
-    csrf.exempt(akismet.blp)  # form posts with the site's key as `api_key`, no cookies either
+    csrf.exempt(akismet_api.blp)  # form posts with the site's key as `api_key`, no cookies either
     ratelimit.init_app(app, settings, app.extensions["moderation"])
     if settings.proxy_hops:
         hops = settings.proxy_hops

@@ -22,11 +22,11 @@ from flask import Flask, Response, g, request, session
 from flask_limiter import Limiter, RateLimitExceeded
 
 from moderation import keys
-from moderation.akismet_protocol import AkismetError
-from moderation.api import akismet
 from moderation.auth import bearer_token
 from moderation.errors import ApiError, error_response
 from moderation.keyspace import KEYS
+from moderation.protocols import akismet_api
+from moderation.protocols.akismet import AkismetError
 from moderation.services import Services
 from moderation.settings import Settings
 from moderation.web.login import SESSION_KEY
@@ -122,7 +122,7 @@ def breach_handler(limiter: Limiter) -> Callable[[RateLimitExceeded], Response]:
         message = f"Rate limit exceeded ({error.limit.limit}). Retry in {wait} s."
         retry = {"Retry-After": str(wait)}
         if request.blueprint == AKISMET_BLUEPRINT:
-            return akismet.refusal(AkismetError("rate limited", message, 429, retry))
+            return akismet_api.refusal(AkismetError("rate limited", message, 429, retry))
         return error_response(ApiError(429, message, headers=retry))
 
     return too_many_requests

@@ -16,11 +16,11 @@ import pytest
 import redis
 from flask import Flask
 
-from moderation.akismet_protocol import submission_from
 from moderation.app import create_app
 from moderation.keyspace import KEYS
 from moderation.labels import LabelStore
 from moderation.policies import PolicyStore
+from moderation.protocols.akismet import submission_from
 from moderation.sites import SiteCredentials
 from tests.support.processes import (
     PROJECT_ROOT,

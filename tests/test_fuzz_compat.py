@@ -24,9 +24,9 @@ import pytest
 import redis
 from hypothesis import strategies as st
 
-from moderation.akismet_protocol import DEBUG_HEADER, THANKS
 from moderation.keyspace import KEYS
-from moderation.perspective_protocol import ATTRIBUTE_LABELS
+from moderation.protocols.akismet import DEBUG_HEADER, THANKS
+from moderation.protocols.perspective import ATTRIBUTE_LABELS
 from moderation.settings import Settings
 from moderation.sites import SiteCredentials
 from tests.support.hostile import (

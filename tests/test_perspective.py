@@ -24,7 +24,7 @@ from perspective import PerspectiveAPI
 
 from moderation.app import create_app
 from moderation.keyspace import KEYS
-from moderation.perspective_protocol import (
+from moderation.protocols.perspective import (
     model_support,
     scored_languages,
     sentence_spans,

@@ -35,7 +35,7 @@ from moderation.app import create_app
 from moderation.errors import CODES, ApiError
 from moderation.keyspace import KEYS
 from moderation.moderators import ModeratorStore, Role
-from moderation.perspective_protocol import GOOGLE_STATUS
+from moderation.protocols.perspective import GOOGLE_STATUS
 from moderation.review import decode_cursor
 from moderation.settings import Settings
 from moderation.sites import SiteStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moderation.perspective_protocol import GOOGLE_STATUS
+from moderation.protocols.perspective import GOOGLE_STATUS
 from tests.support.hostile import strict_json
 
 ANALYZE = "/v1alpha1/comments:analyze"

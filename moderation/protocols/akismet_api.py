@@ -1,7 +1,7 @@
 """Akismet-compatible endpoints: `/1.1/comment-check`, `submit-spam`, `submit-ham`, `verify-key`.
 
 Form-encoded requests with the site's API key as `api_key`; text answers in Akismet's style
-(`moderation.akismet_protocol`). A plain Flask blueprint (not in the OpenAPI document, which
+(`moderation.protocols.akismet`). A plain Flask blueprint (not in the OpenAPI document, which
 describes the JSON API); CSRF-exempt because it reads no cookies.
 """
 
@@ -14,7 +14,10 @@ import redis
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
-from moderation.akismet_protocol import (
+from moderation.checks import check_now
+from moderation.errors import REDIS_RETRY_AFTER
+from moderation.labels import LabelKind
+from moderation.protocols.akismet import (
     DEBUG_HEADER,
     THANKS,
     AkismetError,
@@ -24,9 +27,6 @@ from moderation.akismet_protocol import (
     submission_from,
     verdict,
 )
-from moderation.checks import check_now
-from moderation.errors import REDIS_RETRY_AFTER
-from moderation.labels import LabelKind
 from moderation.services import services
 from moderation.store import SCORING_FAILED
 

@@ -1,7 +1,7 @@
 """Perspective API compatibility, the pure part: what a request asks, what the model can
 answer, and the response and error bodies, shaped as Google's `commentanalyzer` v1alpha1.
 
-No I/O here: `moderation.api.perspective` authenticates, scores through the workers and
+No I/O here: `moderation.protocols.perspective_api` authenticates, scores through the workers and
 calls these functions.
 """
 

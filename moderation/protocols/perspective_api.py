@@ -1,6 +1,6 @@
 """Perspective-compatible endpoints: `comments:analyze` and `comments:suggestscore` under
 `/v1alpha1`, authenticated by a site's API key in `?key=` (or `X-Goog-Api-Key`), answered
-and refused in Google's formats. The protocol itself lives in `moderation.perspective_protocol`.
+and refused in Google's formats. The protocol itself lives in `moderation.protocols.perspective`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask import Response, g, jsonify, request
 from moderation.api import Blueprint
 from moderation.api.ops import live_worker_names
 from moderation.checks import check_many
-from moderation.perspective_protocol import (
+from moderation.protocols.perspective import (
     BAD_KEY,
     AnalyzeRequest,
     ModelSupport,
