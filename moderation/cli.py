@@ -199,14 +199,14 @@ def print_once(data: dict[str, str], as_json: bool) -> None:
 
 
 def print_credentials(credentials: Any, as_json: bool) -> None:
-    print_once(
-        {
-            "site": credentials.site,
-            "api_key": credentials.api_key,
-            "webhook_secret": credentials.webhook_secret,
-        },
-        as_json,
-    )
+    shown = {
+        "site": credentials.site,
+        "api_key": credentials.api_key,
+        "webhook_secret": credentials.webhook_secret,
+    }
+    if credentials.akismet_key:
+        shown["akismet_key"] = credentials.akismet_key
+    print_once(shown, as_json)
 
 
 @sites.command("create")
@@ -215,7 +215,7 @@ def print_credentials(credentials: Any, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
 @with_settings
 def sites_create(settings: Settings, name: str, callback_url: str | None, as_json: bool) -> None:
-    """Create a site; prints its API key and webhook secret once."""
+    """Create a site; prints its API key, webhook secret and Akismet-shaped key once."""
     from moderation.sites import SiteExistsError
 
     try:
@@ -242,6 +242,24 @@ def sites_rotate_key(settings: Settings, name: str, as_json: bool) -> None:
     except RuntimeError as error:
         raise click.ClickException(str(error)) from None
     print_credentials(credentials, as_json)
+
+
+@sites.command("rotate-akismet-key")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the new key as JSON.")
+@with_settings
+def sites_rotate_akismet_key(settings: Settings, name: str, as_json: bool) -> None:
+    """Give a site a new Akismet-shaped key (12 hex characters, for Akismet's clients and
+    WordPress); the old one stops working at once."""
+    from moderation.sites import UnknownSiteError
+
+    try:
+        akismet_key = site_store(settings).rotate_akismet_key(name)
+    except UnknownSiteError:
+        raise click.ClickException(f"no site {name!r}") from None
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+    print_once({"site": name, "akismet_key": akismet_key}, as_json)
 
 
 @sites.command("list")

@@ -24,6 +24,7 @@ Layout (every key under the `mod:` prefix):
     mod:model-log:{site}:{kind}    list    every training and rollback, newest first (JSON)
     mod:model-seq:{site}           hash    kind -> the last version number given out
     mod:policy:{site}              string  the site's own policy (JSON), when it has one
+    mod:coral-secrets:{site}       string  the site's Coral signing secrets, encrypted (Fernet)
     mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
     mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
     mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
@@ -73,6 +74,15 @@ class Keyspace:
 
     def api_key(self, key_digest: str) -> str:
         return f"{self.prefix}:apikey:{key_digest}"
+
+    def akismet_key(self, key_digest: str) -> str:
+        return f"{self.prefix}:akismetkey:{key_digest}"
+
+    def akismet_usage(self, site: str, month: str) -> str:
+        return f"{self.prefix}:akismet-usage:{site}:{month}"
+
+    def akismet_months(self, site: str) -> str:
+        return f"{self.prefix}:akismet-months:{site}"
 
     @property
     def worker_models(self) -> str:
@@ -133,6 +143,9 @@ class Keyspace:
 
     def policy(self, site: str) -> str:
         return f"{self.prefix}:policy:{site}"
+
+    def coral_secrets(self, site: str) -> str:
+        return f"{self.prefix}:coral-secrets:{site}"
 
     @property
     def retention(self) -> str:

@@ -1,15 +1,18 @@
 """Rate limits: flask-limiter, counted in Redis so every API process and host shares one count.
 
 - host-site endpoints: per API key (by its digest: the key itself never reaches Redis),
-  the Akismet-compatible ones (key in the `api_key` form field) and the Perspective-compatible
+  the Akismet-compatible ones (key in the form or the host name) and the Perspective-compatible
   ones (key in `?key=`) sharing the same count;
+- Coral's External Moderation Phase (`/coral/<site>`, signed, no key): per site, at the
+  host-site rate, counting only calls whose signature is good;
 - the review API and the /moderate page's JSON endpoints: per moderator;
 - /moderate/login: every attempt per client address, and failed attempts per account name
   (a few quick tries, then a wait of up to a minute, then a lock of up to an hour);
 - any request that fails authentication (401): per client address.
 
 A breach answers 429 in the contract's error form with `Retry-After`. Operator endpoints
-(/healthz, /readyz, /metrics) and the API documentation are never limited.
+(/healthz, /readyz, /metrics), the API documentation and Perspective's discovery document are
+never limited.
 """
 
 from __future__ import annotations
@@ -35,11 +38,14 @@ from moderation.web.views import login_refused
 SITE_BLUEPRINTS = ("comments", "policy", "site")
 AKISMET_BLUEPRINT = "akismet"
 PERSPECTIVE_BLUEPRINT = "perspective"
+CORAL_BLUEPRINT = "coral"
 REVIEW_BLUEPRINT = "review"
 PAGE_BLUEPRINT = "moderate"
 PAGE_JSON_ENDPOINTS = frozenset({"moderate.queue_json", "moderate.decide", "moderate.audit"})
 LOGIN_ENDPOINT = "moderate.login"
-UNLIMITED_BLUEPRINTS = frozenset({"ops", "api-docs", "docs_assets"})
+#: Operator endpoints and documents served from memory (Perspective's discovery document:
+#: cheaper to send than a count in Redis, and served while Redis is down).
+UNLIMITED_BLUEPRINTS = frozenset({"ops", "api-docs", "docs_assets", "perspective-discovery"})
 
 
 # --- who a request counts against ------------------------------------------------------------
@@ -56,9 +62,12 @@ def api_credential() -> str:
     return f"credential:{keys.digest(token)}" if token else client_address()
 
 
-def form_credential() -> str:
-    """The Akismet endpoints' `api_key` (verify-key: `key`) by digest, or the address."""
-    key = request.form.get("api_key") or request.form.get("key")
+def akismet_credential() -> str:
+    """The key an Akismet call presents (form or host name, Akismet-shaped keys in any case)
+    by digest, or the address."""
+    key = akismet_api.request_key()
+    if key and keys.is_akismet_key(key):
+        key = key.lower()
     return f"credential:{keys.digest(key)}" if key else client_address()
 
 
@@ -66,6 +75,17 @@ def query_credential() -> str:
     """The Perspective endpoints' `?key=` (or `X-Goog-Api-Key`) by digest, or the address."""
     key = request.args.get("key") or request.headers.get("X-Goog-Api-Key")
     return f"credential:{keys.digest(key)}" if key else client_address()
+
+
+def coral_site() -> str:
+    """The site a Coral phase URL names (`/coral/<site>`): Coral presents no key, only a
+    signature, so its calls count per site."""
+    return f"coral:{(request.view_args or {}).get('site', '')}"
+
+
+def signed(response: Response) -> bool:
+    """Only calls that passed the signature check use up the site's Coral budget."""
+    return response.status_code != 401
 
 
 def page_moderator() -> str:
@@ -165,12 +185,15 @@ def init_app(app: Flask, settings: Settings, services: Services) -> Limiter:
         )
         for name in SITE_BLUEPRINTS:
             site_limit(app.blueprints[name])
-        limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=form_credential)(
+        limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=akismet_credential)(
             app.blueprints[AKISMET_BLUEPRINT]
         )
         limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=query_credential)(
             app.blueprints[PERSPECTIVE_BLUEPRINT]
         )
+        limiter.shared_limit(
+            settings.rate_limit_site, scope="coral", key_func=coral_site, deduct_when=signed
+        )(app.blueprints[CORAL_BLUEPRINT])
     if settings.rate_limit_moderator:
         review_limit = settings.rate_limit_moderator
         limiter.shared_limit(review_limit, scope="review", key_func=api_credential)(

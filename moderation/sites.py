@@ -1,7 +1,12 @@
-"""Sites (tenants): creation, API key lookup and rotation, stored in Redis."""
+"""Sites (tenants): creation, API key lookup and rotation, stored in Redis.
+
+Each site has an API key (every endpoint) and an Akismet-shaped key (12 hex characters, only
+the Akismet endpoints: Akismet's clients refuse any other form, and put it in host names).
+"""
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -36,6 +41,7 @@ class SiteCredentials:
     site: str
     api_key: str
     webhook_secret: str
+    akismet_key: str | None = None  # at creation only; a rotation of the API key keeps it
 
 
 def valid_site_name(name: str) -> bool:
@@ -54,6 +60,8 @@ class SiteStore:
         secret_key = self._require_secret_key()
         api_key, nonce = keys.new_api_key(), keys.new_nonce()
         key_digest = keys.digest(api_key)
+        akismet_key = keys.new_akismet_key()
+        akismet_digest = keys.akismet_digest(secret_key, akismet_key)
         created = self.redis.hsetnx(KEYS.site(name), "name", name)
         if not created:
             raise SiteExistsError(name)
@@ -62,15 +70,18 @@ class SiteStore:
                 KEYS.site(name),
                 mapping={
                     "api_key_digest": key_digest,
+                    "akismet_key_digest": akismet_digest,
                     "webhook_nonce": nonce,
                     "callback_url": callback_url or "",
                     "created_at": repr(utc_now()),
                 },
             )
             pipe.set(KEYS.api_key(key_digest), name)
+            pipe.set(KEYS.akismet_key(akismet_digest), name)
             pipe.sadd(KEYS.sites, name)
             pipe.execute()
-        return SiteCredentials(name, api_key, keys.webhook_secret(secret_key, name, nonce))
+        webhook_secret = keys.webhook_secret(secret_key, name, nonce)
+        return SiteCredentials(name, api_key, webhook_secret, akismet_key)
 
     def rotate_api_key(self, name: str) -> SiteCredentials:
         """Replace the site's API key (the old one stops working at once)."""
@@ -90,6 +101,23 @@ class SiteStore:
         return SiteCredentials(
             name, api_key, keys.webhook_secret(secret_key, name, site.webhook_nonce)
         )
+
+    def rotate_akismet_key(self, name: str) -> str:
+        """A new Akismet-shaped key for the site (the old one stops working at once); also how
+        a site created before these keys existed gets one."""
+        secret_key = self._require_secret_key()
+        if self.get(name) is None:
+            raise UnknownSiteError(name)
+        old_digest = self.redis.hget(KEYS.site(name), "akismet_key_digest")
+        akismet_key = keys.new_akismet_key()
+        akismet_digest = keys.akismet_digest(secret_key, akismet_key)
+        with self.redis.pipeline() as pipe:
+            if old_digest:
+                pipe.delete(KEYS.akismet_key(old_digest.decode()))
+            pipe.hset(KEYS.site(name), "akismet_key_digest", akismet_digest)
+            pipe.set(KEYS.akismet_key(akismet_digest), name)
+            pipe.execute()
+        return akismet_key
 
     def get(self, name: str) -> Site | None:
         data = self.redis.hgetall(KEYS.site(name))
@@ -115,6 +143,21 @@ class SiteStore:
             return None
         stored = self.redis.hget(KEYS.site(name.decode()), "api_key_digest")
         if stored is None or not keys.digests_match(stored.decode(), api_key):
+            return None
+        return name.decode()
+
+    def authenticate_akismet(self, presented: str) -> str | None:
+        """The site that owns `presented` as its Akismet-shaped key (any case) or its API key."""
+        if not keys.is_akismet_key(presented):
+            return self.authenticate(presented)
+        if not self.secret_key:
+            return None
+        akismet_digest = keys.akismet_digest(self.secret_key, presented)
+        name = self.redis.get(KEYS.akismet_key(akismet_digest))
+        if name is None:
+            return None
+        stored = self.redis.hget(KEYS.site(name.decode()), "akismet_key_digest")
+        if stored is None or not hmac.compare_digest(stored.decode(), akismet_digest):
             return None
         return name.decode()
 

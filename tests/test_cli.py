@@ -32,10 +32,35 @@ def test_sites_create_prints_credentials_once_as_json(redis_server, redis_client
 
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
-    assert set(created) == {"site", "api_key", "webhook_secret"}
+    assert set(created) == {"site", "api_key", "webhook_secret", "akismet_key"}
     assert created["site"] == "news"
     headers = {"Authorization": f"Bearer {created['api_key']}"}
     assert client.get("/v1/comments/nothing", headers=headers).status_code == 404
+    # The Akismet-shaped key: Akismet's form, valid on /1.1/ only
+    akismet_key = created["akismet_key"]
+    assert re.fullmatch(r"[0-9a-f]{12}", akismet_key)
+    verified = client.post("/1.1/verify-key", data={"key": akismet_key})
+    assert verified.get_data(as_text=True) == "valid"
+    refused = {"Authorization": f"Bearer {akismet_key}"}
+    assert client.get("/v1/comments/nothing", headers=refused).status_code == 401
+
+
+def test_rotating_the_akismet_key_retires_the_old_one(redis_server, redis_client, client):
+    created = json.loads(run_cli(redis_server.url, "sites", "create", "news", "--json").output)
+    result = run_cli(redis_server.url, "sites", "rotate-akismet-key", "news", "--json")
+
+    assert result.exit_code == 0, result.output
+    rotated = json.loads(result.output)
+    assert set(rotated) == {"site", "akismet_key"}
+    assert rotated["akismet_key"] != created["akismet_key"]
+    old = client.post("/1.1/verify-key", data={"key": created["akismet_key"]})
+    new = client.post("/1.1/verify-key", data={"key": rotated["akismet_key"]})
+    assert (old.get_data(as_text=True), new.get_data(as_text=True)) == ("invalid", "valid")
+    # The API key is untouched, and an unknown site is a clear error
+    api = client.post("/1.1/verify-key", data={"key": created["api_key"]})
+    assert api.get_data(as_text=True) == "valid"
+    missing = run_cli(redis_server.url, "sites", "rotate-akismet-key", "nosuch")
+    assert missing.exit_code != 0 and "no site 'nosuch'" in missing.output
 
 
 def test_sites_create_refuses_a_taken_or_bad_name(redis_server, redis_client):

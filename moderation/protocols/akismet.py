@@ -1,7 +1,15 @@
-"""Akismet's protocol, without I/O: its form fields as a Submission, a decision as its answer.
+"""Akismet's protocol, without I/O: its form fields as a Submission, a decision as its answer,
+and the account calls' answers (get-subscription, get-stats, key-sites, usage-limit).
 
 Akismet answers `true`/`false` (spam or not) as text, with `X-akismet-pro-tip: discard` for
 blatant spam and an `X-akismet-debug-help` header that explains an error.
+
+The key comes in the form (`api_key`; the account calls send `key`) or, as most clients send
+it, as the leftmost label of the host name: `https://KEY.rest.akismet.com/1.1/comment-check`
+(Node's and Perl's clients, python-akismet, Ruby's, Go's, Discourse's). Host names arrive
+lowercased from some clients, so Akismet-shaped keys are matched in any case. WordPress's
+plugin sends both `key` (the key being verified) and `api_key` (the key saved before), so the
+account calls prefer `key` and the comment calls `api_key`.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from dataclasses import dataclass, field
 
 import marshmallow as ma
 
+from moderation import keys
 from moderation.errors import flatten_fields
 from moderation.records import Submission
 from moderation.schemas import CommentSubmissionSchema
@@ -37,6 +46,11 @@ AKISMET_NAMES = {
     **{f"context.{ours}": theirs for theirs, ours in CONTEXT_FIELDS.items()},
 }
 #: Parameters with a meaning of their own: never the honeypot's value.
+#: Where each kind of call looks for the key first.
+COMMENT_KEY_FIELDS = ("api_key", "key")
+ACCOUNT_KEY_FIELDS = ("key", "api_key")
+#: What `/1.1/test` answers: WordPress's connectivity check looks for exactly this.
+CONNECTED = "connected"
 PARAMETERS = frozenset(
     {"api_key", "key", "blog", "blog_lang", "comment_content", "comment_type", "is_test"}
     | {"user_role"}
@@ -67,6 +81,29 @@ class Verdict:
     @property
     def body(self) -> str:
         return "true" if self.spam else "false"
+
+
+def host_key(host: str) -> str | None:
+    """The leftmost label of `host` ("k3y.rest.akismet.com:443") when it has a key's form: an
+    Akismet-shaped key in any case, or an API key."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # no port; IPv6 stays whole
+    label, dot, rest = name.partition(".")
+    if not dot or not rest:
+        return None
+    if keys.is_akismet_key(label) or label.startswith(keys.API_KEY_PREFIX):
+        return label
+    return None
+
+
+def presented_key(
+    form: Mapping[str, str], host: str, fields: tuple[str, ...] = COMMENT_KEY_FIELDS
+) -> str | None:
+    """The key a call presents: the first non-empty of the form's `fields`, else the host's."""
+    for name in fields:
+        value = form.get(name, "").strip()
+        if value:
+            return value
+    return host_key(host)
 
 
 def is_set(value: str | None) -> bool:
@@ -133,3 +170,163 @@ def verdict(scores: Mapping[str, float], policy: PolicySettings, honeypot_filled
     discard = honeypot_filled or (reject is not None and score >= reject)
     spam = discard or (hold is not None and score >= hold)
     return Verdict(spam, discard, {PRO_TIP_HEADER: "discard"} if discard else {})
+
+
+# --- the account calls -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A month's Akismet calls for a site (or one of its blogs): checks answered spam and not
+    spam, and the corrections sent afterwards (submit-spam: missed; submit-ham: false alarms)."""
+
+    spam: int = 0
+    ham: int = 0
+    missed_spam: int = 0
+    false_positives: int = 0
+
+    @property
+    def api_calls(self) -> int:
+        return self.spam + self.ham
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.spam + other.spam,
+            self.ham + other.ham,
+            self.missed_spam + other.missed_spam,
+            self.false_positives + other.false_positives,
+        )
+
+
+COUNT_FIELDS = ("spam", "ham", "missed_spam", "false_positives")
+KEY_SITES_ORDERS = ("total", *COUNT_FIELDS)
+MAX_KEY_SITES_LIMIT = 500
+
+
+def subscription(site: str) -> dict[str, object]:
+    """get-subscription: a self-hosted key is always active, with no bill and no limit."""
+    return {
+        "account_id": 0,
+        "account_name": site,
+        "account_type": "self-hosted",
+        "status": "active",
+        "next_billing_date": None,
+        "limit_reached": False,
+        "user_login": site,
+        "user_email": "",
+    }
+
+
+def accuracy(counts: Counts) -> float:
+    """Akismet's accuracy: the share of checks not corrected afterwards, in percent."""
+    if counts.api_calls == 0:
+        return 100.0
+    wrong = min(counts.api_calls, counts.missed_spam + counts.false_positives)
+    return round(100.0 * (counts.api_calls - wrong) / counts.api_calls, 3)
+
+
+def stats(months: Mapping[str, Counts]) -> dict[str, object]:
+    """get-stats: totals over `months` ("YYYY-MM" -> counts) and the breakdown by month."""
+    total = sum(months.values(), Counts())
+    return {
+        "spam": total.spam,
+        "ham": total.ham,
+        "missed_spam": total.missed_spam,
+        "false_positives": total.false_positives,
+        "accuracy": accuracy(total),
+        "breakdown": {
+            month: {**{name: getattr(counts, name) for name in COUNT_FIELDS}, "da": month}
+            for month, counts in sorted(months.items())
+        },
+    }
+
+
+def stats_months(available: list[str], since: str, this_month: str) -> list[str]:
+    """The months get-stats' `from` asks for: "6-months", "all", or a date ("2026-07-01")."""
+    if since == "all":
+        return available
+    if since in ("", "6-months"):
+        year, month = (int(part) for part in this_month.split("-"))
+        index = year * 12 + month - 1 - 5
+        since = f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return [month for month in available if month >= since[:7]]
+
+
+@dataclass(frozen=True)
+class KeySitesQuery:
+    month: str
+    filter: str = ""
+    order: str = "total"
+    limit: int = 10
+    offset: int = 0
+    format: str = "json"
+
+
+def key_sites_query(form: Mapping[str, str], this_month: str) -> KeySitesQuery:
+    """key-sites' parameters, checked (AkismetError naming the one that is wrong)."""
+    month = form.get("month", "").strip() or this_month
+    if not (len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit()):
+        raise AkismetError("Invalid field: month.", "month: use YYYY-MM")
+    order = form.get("order", "").strip() or "total"
+    if order not in KEY_SITES_ORDERS:
+        raise AkismetError("Invalid field: order.", f"order: one of {', '.join(KEY_SITES_ORDERS)}")
+    answer_format = form.get("format", "").strip() or "json"
+    if answer_format not in ("json", "csv"):
+        raise AkismetError("Invalid field: format.", "format: json or csv")
+    numbers = {}
+    for name, default in (("limit", 10), ("offset", 0)):
+        raw = form.get(name, "").strip() or str(default)
+        if not raw.isdigit() or int(raw) > (MAX_KEY_SITES_LIMIT if name == "limit" else 10**9):
+            raise AkismetError(f"Invalid field: {name}.", f"{name}: a whole number")
+        numbers[name] = int(raw)
+    return KeySitesQuery(
+        month, form.get("filter", "").strip(), order, **numbers, format=answer_format
+    )
+
+
+def key_sites(query: KeySitesQuery, blogs: Mapping[str, Counts]) -> dict[str, object]:
+    """key-sites (JSON): the blogs that used the key in the month, busiest first."""
+    rows = sorted(
+        ((blog, counts) for blog, counts in blogs.items() if query.filter in blog),
+        key=lambda row: (-sort_value(row[1], query.order), row[0]),
+    )
+    page = rows[query.offset : query.offset + query.limit]
+    return {
+        query.month: [
+            {
+                "site": blog,
+                "api_calls": str(counts.api_calls),
+                **{name: str(getattr(counts, name)) for name in COUNT_FIELDS},
+                "is_revoked": False,
+            }
+            for blog, counts in page
+        ],
+        "limit": query.limit,
+        "offset": query.offset,
+        "total": len(rows),
+    }
+
+
+def key_sites_csv(query: KeySitesQuery, answer: Mapping[str, object]) -> str:
+    """key-sites (CSV), as Akismet writes it: a title line, a header, a row per blog."""
+    rows = answer[query.month]
+    assert isinstance(rows, list)
+    lines = [
+        f"Active sites for this key during {query.month} "
+        f"(limit:{query.limit}, offset: {query.offset}, total: {answer['total']})",
+        "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked",
+    ]
+    for row in rows:
+        site = '"' + row["site"].replace('"', '""') + '"'
+        values = [row[name] for name in ("api_calls", *COUNT_FIELDS)]
+        lines.append(",".join([site, *values, "false"]))
+    return "\n".join(lines) + "\n"
+
+
+def sort_value(counts: Counts, order: str) -> int:
+    return counts.api_calls if order == "total" else int(getattr(counts, order))
+
+
+def usage(calls: int) -> dict[str, object]:
+    """usage-limit: this month's calls; a self-hosted key has no monthly limit (-1)."""
+    return {"limit": -1, "usage": calls, "percentage": "0.00", "throttled": False}

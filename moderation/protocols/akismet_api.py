@@ -1,38 +1,50 @@
-"""Akismet-compatible endpoints: `/1.1/comment-check`, `submit-spam`, `submit-ham`, `verify-key`.
+"""Akismet-compatible endpoints under `/1.1/` (and `/1.2/`, where Akismet serves its newer
+account calls): comment-check, submit-spam, submit-ham, verify-key, and the account calls
+WordPress's plugin makes (get-subscription, get-stats, deactivate, key-sites, usage-limit, test).
 
-Form-encoded requests with the site's API key as `api_key`; text answers in Akismet's style
-(`moderation.protocols.akismet`). A plain Flask blueprint (not in the OpenAPI document, which
-describes the JSON API); CSRF-exempt because it reads no cookies.
+Form-encoded requests (the key in the form or the host name: `moderation.protocols.akismet`);
+text or JSON answers in Akismet's style. A plain Flask blueprint (not in the OpenAPI document,
+which describes the JSON API); CSRF-exempt because it reads no cookies.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from moderation.checks import check_now
 from moderation.errors import REDIS_RETRY_AFTER
 from moderation.labels import LabelKind
+from moderation.protocols import akismet
 from moderation.protocols.akismet import (
+    ACCOUNT_KEY_FIELDS,
+    COMMENT_KEY_FIELDS,
+    CONNECTED,
     DEBUG_HEADER,
     THANKS,
     AkismetError,
     is_administrator,
     is_set,
+    presented_key,
     require,
     submission_from,
     verdict,
 )
+from moderation.protocols.akismet_usage import AkismetUsage, month_of
 from moderation.services import services
 from moderation.store import SCORING_FAILED
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Response])
 
-blp = Blueprint("akismet", __name__, url_prefix="/1.1")
+blp = Blueprint("akismet", __name__)
+#: Akismet's API versions: 1.1 for everything, 1.2 for the newer account calls.
+VERSIONS = ("1.1", "1.2")
 
 #: Seconds a caller should wait before checking again when no worker answered in time.
 BUSY_RETRY_AFTER = 5
@@ -65,24 +77,61 @@ def handle_http_error(error: HTTPException) -> Response:
     return refusal(AkismetError(error.name, error.description or error.name, status))
 
 
-def authenticated_site(form: Mapping[str, str]) -> str:
-    """The site whose API key the form's `api_key` is; Akismet's `invalid` otherwise."""
-    require(form, "api_key")
-    site = services().sites.authenticate(form["api_key"])
+def akismet_route(name: str, methods: tuple[str, ...] = ("POST",)) -> Callable[[F], F]:
+    """Serve a call under every version Akismet's clients use."""
+
+    def register(view: F) -> F:
+        for version in VERSIONS:
+            blp.add_url_rule(f"/{version}/{name}", view_func=view, methods=list(methods))
+        return view
+
+    return register
+
+
+def form() -> Mapping[str, str]:
+    """The call's parameters: the form, and the query string some clients use (GET calls)."""
+    return request.values
+
+
+def request_key_fields() -> tuple[str, ...]:
+    """Where this call looks for the key first (the account calls send `key`)."""
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    return ACCOUNT_KEY_FIELDS if endpoint in ACCOUNT_CALLS else COMMENT_KEY_FIELDS
+
+
+def request_key() -> str | None:
+    """The key this request presents, in the form or the host name (also the rate limits')."""
+    return presented_key(form(), request.host, request_key_fields())
+
+
+def authenticated_site() -> str:
+    """The site whose key the call presents; Akismet's `invalid` otherwise."""
+    key = request_key()
+    if key is None:
+        raise AkismetError("Missing required field: api_key.", 'Empty "api_key" value')
+    site = services().sites.authenticate_akismet(key)
     if site is None:
-        raise AkismetError("invalid", "The api_key is not a site's API key on this service.")
+        raise AkismetError("invalid", "The key is not a site's key on this service.")
     return site
 
 
-@blp.post("/comment-check")
+def usage() -> AkismetUsage:
+    return AkismetUsage(services().redis)
+
+
+def blog() -> str:
+    return form().get("blog", "")
+
+
+@akismet_route("comment-check")
 def comment_check() -> Response:
     """`true` (spam) or `false`, scored by the workers while the caller waits."""
-    form = request.form
-    site = authenticated_site(form)
-    if is_administrator(form):
+    values = form()
+    site = authenticated_site()
+    if is_administrator(values):
         return text("false")
-    require(form, "user_ip", "comment_content")
-    submission = submission_from(form)
+    require(values, "user_ip", "comment_content")
+    submission = submission_from(values)
     svc = services()
     timeout = svc.settings.max_wait_seconds
     comment = check_now(site, submission, timeout)
@@ -91,38 +140,88 @@ def comment_check() -> Response:
         debug = f"No scoring worker decided within {timeout:g} s; retry later."
         raise AkismetError("unavailable", debug, 503, {"Retry-After": str(BUSY_RETRY_AFTER)})
     answer = verdict(decision.scores, svc.policies.get(site), bool(submission.honeypot))
+    if not is_set(values.get("is_test")):
+        usage().record(site, blog(), "spam" if answer.spam else "ham")
     return text(answer.body, headers=answer.headers)
 
 
-def submit(verdict_name: str, kind: LabelKind) -> Response:
+def submit(verdict_name: str, kind: LabelKind, count: str) -> Response:
     """The text becomes a label for the site's learning (nothing with `is_test`)."""
-    form = request.form
-    site = authenticated_site(form)
-    require(form, "user_ip", "comment_content")
-    submission = submission_from(form)
-    if not is_set(form.get("is_test")):
+    values = form()
+    site = authenticated_site()
+    require(values, "user_ip", "comment_content")
+    submission = submission_from(values)
+    if not is_set(values.get("is_test")):
         source = f"akismet:submit-{verdict_name}"
         services().labels.label_text(site, submission.content, kind, source)
+        usage().record(site, blog(), count)
     return text(THANKS)
 
 
-@blp.post("/submit-spam")
+@akismet_route("submit-spam")
 def submit_spam() -> Response:
-    return submit("spam", LabelKind.SPAM)
+    return submit("spam", LabelKind.SPAM, "missed_spam")
 
 
-@blp.post("/submit-ham")
+@akismet_route("submit-ham")
 def submit_ham() -> Response:
-    return submit("ham", LabelKind.OK)
+    return submit("ham", LabelKind.OK, "false_positives")
 
 
-@blp.post("/verify-key")
+@akismet_route("verify-key")
 def verify_key() -> Response:
-    """`valid` when `key` (or `api_key`) is a site's API key, else `invalid`."""
-    form = request.form
-    key = form.get("key") or form.get("api_key", "")
-    if not key:
+    """`valid` when the key (`key`, `api_key` or the host's) is a site's key, else `invalid`."""
+    if request_key() is None:
         return refusal(AkismetError("invalid", 'Empty "key" value'))
-    if services().sites.authenticate(key) is None:
-        return refusal(AkismetError("invalid", "The key is not a site's API key on this service."))
+    authenticated_site()
     return text("valid")
+
+
+@akismet_route("get-subscription")
+def get_subscription() -> Response:
+    """The account behind the key, as WordPress's settings page reads it (`invalid` if none)."""
+    return jsonify(akismet.subscription(authenticated_site()))
+
+
+@akismet_route("get-stats")
+def get_stats() -> Response:
+    """Checks and corrections over `from` ("6-months", "all" or a date), by month."""
+    site = authenticated_site()
+    kept = usage().months(site)
+    months = akismet.stats_months(sorted(kept), form().get("from", ""), month_of())
+    return jsonify(akismet.stats({month: kept[month] for month in months}))
+
+
+@akismet_route("deactivate")
+def deactivate() -> Response:
+    """WordPress calls this when its plugin is turned off; the key stays valid."""
+    authenticated_site()
+    return text("deactivated")
+
+
+@akismet_route("key-sites", methods=("GET", "POST"))
+def key_sites() -> Response:
+    """The blogs that used the key in a month, with their counts (JSON or CSV)."""
+    site = authenticated_site()
+    query = akismet.key_sites_query(form(), month_of())
+    answer = akismet.key_sites(query, usage().blogs(site, query.month))
+    if query.format == "csv":
+        return text(akismet.key_sites_csv(query, answer))
+    return jsonify(answer)
+
+
+@akismet_route("usage-limit", methods=("GET", "POST"))
+def usage_limit() -> Response:
+    """This month's checks; no monthly limit."""
+    site = authenticated_site()
+    return jsonify(akismet.usage(usage().calls(site, month_of())))
+
+
+@akismet_route("test", methods=("GET", "POST"))
+def connectivity_test() -> Response:
+    """WordPress's connectivity check: `connected`, no key needed."""
+    return text(CONNECTED)
+
+
+#: The calls that send the key as `key` (and maybe an older one as `api_key`).
+ACCOUNT_CALLS = frozenset({"verify_key", "get_subscription", "get_stats", "deactivate"})
