@@ -25,6 +25,10 @@ Layout (every key under the `mod:` prefix):
     mod:model-seq:{site}           hash    kind -> the last version number given out
     mod:policy:{site}              string  the site's own policy (JSON), when it has one
     mod:coral-secrets:{site}       string  the site's Coral signing secrets, encrypted (Fernet)
+    mod:akismetkey:{digest}        string  the site whose Akismet-shaped key has this HMAC
+    mod:akismet-usage:{site}:{m}   hash    month m's Akismet checks and corrections, in total
+                                           and per blog (get-stats, key-sites, usage-limit)
+    mod:akismet-months:{site}      set     the months with Akismet counts
     mod:retention                  zset    "{site}\\n{id}" of approved comments by decision time
     mod:outbox                     zset    "{site}\\n{id}" decided but webhook not yet queued
     mod:deliveries:{site}:{id}     list    the comment's webhook delivery attempts (JSON)
