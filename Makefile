@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+# The npm clients the tests drive (tests/clients/package-lock.json) come with the test extras.
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml tests/clients/package-lock.json
 	$(BIN)/pip install --quiet -e '.[test]'
+	npm ci --silent --no-audit --no-fund --prefix tests/clients
 	touch $@
 
 run: $(VENV)/.installed

@@ -21,7 +21,7 @@ from moderation.api import (
     site,
 )
 from moderation.logs import init_request_ids
-from moderation.protocols import akismet_api, perspective_api
+from moderation.protocols import akismet_api, perspective_api, perspective_discovery_api
 from moderation.services import build_services
 from moderation.settings import Settings
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(docs.blp)
     app.register_blueprint(akismet_api.blp)
     app.register_blueprint(perspective_api.blp)  # Google's formats: not in the OpenAPI document
+    app.register_blueprint(perspective_discovery_api.blp)  # Google's discovery document for it
 
     # The /moderate page (session cookie) and CSRF protection for every cookie-backed POST.
     # web.init_app first: its "secret key required" page must answer before CSRFProtect's hook.

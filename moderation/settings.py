@@ -110,6 +110,9 @@ class Settings:
     login_failure_limit: str | None = "3 per minute; 10 per hour"
     auth_failure_limit: str | None = "100 per minute"
     proxy_hops: int = 0
+    #: This service's external URL (ending in `/`), for documents that name it (Perspective's
+    #: discovery document); None: each request's own scheme and host.
+    public_url: str | None = None
     # The base spam model file (None: the one shipped in workers/learning/models/).
     spam_model: Path | None = None
     # Per-site learning from labels; labels are kept either way.
@@ -172,6 +175,23 @@ def _port(raw: str) -> int:
     if not 0 < value < 65536:
         raise ValueError("must be between 1 and 65535")
     return value
+
+
+def _public_url(raw: str) -> str:
+    """`https://moderation.example.org/path` -> the same ending in `/`."""
+    value = raw.strip()
+    parts = urlparse(value)
+    port = parts.port  # ValueError for a port that is no number up to 65535
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or port == 0
+    ):
+        raise ValueError("expected the external http(s) URL, such as https://moderation.example")
+    return value if value.endswith("/") else value + "/"
 
 
 def _redis_url(raw: str) -> str:
@@ -307,6 +327,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_LOGIN_FAILURE_LIMIT": ("login_failure_limit", _rate_limit),
     "MODERATION_AUTH_FAILURE_LIMIT": ("auth_failure_limit", _rate_limit),
     "MODERATION_PROXY_HOPS": ("proxy_hops", _non_negative_int),
+    "MODERATION_PUBLIC_URL": ("public_url", _public_url),
     "MODERATION_SPAM_MODEL": ("spam_model", _model_file),
     "MODERATION_LEARNING": ("learning", _parse_bool),
     "MODERATION_LEARNING_MIN_LABELS": ("learning_min_labels", _positive(int)),

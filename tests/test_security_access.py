@@ -211,6 +211,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("/docs", "GET"): "Swagger UI page",
     ("/docs/assets/<path:filename>", "GET"): "Swagger UI's scripts and styles",
     ("/v1/openapi.json", "GET"): "the API's description",
+    ("/$discovery/rest", "GET"): "Perspective's discovery document (Google's client reads it)",
     ("/static/<path:filename>", "GET"): "Flask's static folder (the app has none)",
     ("/moderate/static/<path:filename>", "GET"): "the page's script and styles",
     ("/moderate/login", "GET"): "the login form",

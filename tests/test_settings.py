@@ -63,6 +63,11 @@ def test_values_are_parsed(tmp_path):
         ("MODERATION_HOLD_THRESHOLDS", "toxicity"),
         ("MODERATION_SECRET_KEY", "short"),
         ("MODERATION_TORCH_THREADS", "0"),
+        ("MODERATION_PUBLIC_URL", "moderation.example"),
+        ("MODERATION_PUBLIC_URL", "ftp://moderation.example/"),
+        ("MODERATION_PUBLIC_URL", "https://moderation.example/?key=x"),
+        ("MODERATION_PUBLIC_URL", "https://user@moderation.example/"),
+        ("MODERATION_PUBLIC_URL", "https://moderation.example:port/"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value):
@@ -70,6 +75,13 @@ def test_bad_values_name_the_variable(variable, value):
         from_env({variable: value})
     assert caught.value.variable == variable
     assert variable in str(caught.value)
+
+
+def test_public_url_ends_in_a_slash():
+    no_key_file = {"MODERATION_SECRET_KEY_FILE": "/nonexistent"}
+    settings = from_env({**no_key_file, "MODERATION_PUBLIC_URL": "https://mod.example/perspective"})
+    assert settings.public_url == "https://mod.example/perspective/"
+    assert from_env(no_key_file).public_url is None
 
 
 def test_the_command_line_stops_with_the_variable_named():

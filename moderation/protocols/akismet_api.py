@@ -101,7 +101,10 @@ def request_key_fields() -> tuple[str, ...]:
 
 def request_key() -> str | None:
     """The key this request presents, in the form or the host name (also the rate limits')."""
-    return presented_key(form(), request.host, request_key_fields())
+    # The Host header as sent: werkzeug's `request.host` is empty for a name with "_" in it,
+    # which API keys have (DNS names may not, but clients send them).
+    host = request.environ.get("HTTP_HOST", "")
+    return presented_key(form(), host, request_key_fields())
 
 
 def authenticated_site() -> str:

@@ -49,8 +49,19 @@ ANALYZE_FIELDS = frozenset(
     }
 )
 SUGGEST_FIELDS = frozenset(
-    {"comment", "context", "attributeScores", "languages", "communityId", "clientToken"}
+    {
+        "comment",
+        "context",
+        "attributeScores",
+        "languages",
+        "communityId",
+        "clientToken",
+        "sessionId",
+    }
 )
+#: What Google's schema calls "unspecified": the default (plain text, probability scores).
+TEXT_TYPES = (None, "TEXT_TYPE_UNSPECIFIED", "PLAIN_TEXT")
+SCORE_TYPES = (None, "", "SCORE_TYPE_UNSPECIFIED", SCORE_TYPE)
 GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -67,10 +78,15 @@ GOOGLE_STATUS = {
     504: "DEADLINE_EXCEEDED",
 }
 BAD_KEY = "API key not valid. Please pass a valid API key."
+MISSING_KEY = "The request is missing a valid API key."
+#: The service Google's error details name; clients compare their `reason` and `domain`.
+SERVICE_NAME = "commentanalyzer.googleapis.com"
+ERROR_DOMAIN = "googleapis.com"
 
 
 class PerspectiveError(Exception):
-    """An error answered in Google's format: `{"error": {"code", "message", "status"}}`."""
+    """An error answered in Google's format: `{"error": {"code", "message", "status",
+    "details"}}`; a `Retry-After` header is also told in `details` (google.rpc.RetryInfo)."""
 
     def __init__(
         self,
@@ -87,7 +103,8 @@ class PerspectiveError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return google_error(self.code, self.message, self.details)
+        details = [*(self.details or []), *retry_details(self.headers.get("Retry-After"))]
+        return google_error(self.code, self.message, details)
 
 
 def google_error(
@@ -105,6 +122,44 @@ def google_error(
 
 def invalid(message: str) -> PerspectiveError:
     return PerspectiveError(400, message)
+
+
+# --- Google's error details (google.rpc.ErrorInfo, google.rpc.RetryInfo) ----------------------
+
+
+def error_info(reason: str) -> dict[str, Any]:
+    """The detail Google's clients read a refusal's cause from (`reason`, e.g.
+    `API_KEY_INVALID`: google/api/error_reason.proto)."""
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": ERROR_DOMAIN,
+        "metadata": {"service": SERVICE_NAME},
+    }
+
+
+def retry_details(retry_after: str | None) -> list[dict[str, Any]]:
+    """When to retry, as google.rpc.RetryInfo, from a `Retry-After` of whole seconds."""
+    if not retry_after or not retry_after.isdigit():
+        return []
+    return [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}]
+
+
+def bad_key() -> PerspectiveError:
+    """Google's answer to a key it does not know: 400 INVALID_ARGUMENT, API_KEY_INVALID."""
+    return PerspectiveError(400, BAD_KEY, details=[error_info("API_KEY_INVALID")])
+
+
+def missing_key() -> PerspectiveError:
+    """Google's answer to a call without a key: 403 PERMISSION_DENIED, CREDENTIALS_MISSING."""
+    return PerspectiveError(403, MISSING_KEY, details=[error_info("CREDENTIALS_MISSING")])
+
+
+def rewritten_error(code: int, message: str, retry_after: str | None) -> dict[str, Any]:
+    """An error raised outside this protocol (a rate limit, Redis down, a body too large) in
+    Google's format, with the details Google gives: a 429 is RATE_LIMIT_EXCEEDED."""
+    details = [error_info("RATE_LIMIT_EXCEEDED")] if code == 429 else []
+    return google_error(code, message, details + retry_details(retry_after))
 
 
 # --- what the model can answer ---------------------------------------------------------------
@@ -224,7 +279,7 @@ def _comment_text(body: dict[str, Any]) -> str:
         raise invalid("Invalid value at 'comment' (type.googleapis.com/TextEntry).")
     comment = comment or {}
     kind = comment.get("type")
-    if kind not in (None, "PLAIN_TEXT"):
+    if kind not in TEXT_TYPES:
         raise invalid(
             "Currently, only 'PLAIN_TEXT' comments are supported."
             if kind == "HTML"
@@ -274,7 +329,7 @@ def parse_analyze(body: Any) -> AnalyzeRequest:
         if not isinstance(parameters, dict) or set(parameters) - {"scoreType", "scoreThreshold"}:
             raise invalid(f"Invalid value at 'requested_attributes[{name}]'.")
         score_type = parameters.get("scoreType")
-        if score_type not in (None, "", SCORE_TYPE):
+        if score_type not in SCORE_TYPES:
             raise invalid(f"Requested score type {score_type} is not supported by attribute {name}")
         requested.append(Requested(name, _threshold(name, parameters)))
     return AnalyzeRequest(

@@ -14,15 +14,16 @@ from moderation.api import Blueprint
 from moderation.api.ops import live_worker_names
 from moderation.checks import check_many
 from moderation.protocols.perspective import (
-    BAD_KEY,
     AnalyzeRequest,
     ModelSupport,
     PerspectiveError,
     analyze_response,
-    google_error,
+    bad_key,
+    missing_key,
     model_support,
     parse_analyze,
     parse_suggest,
+    rewritten_error,
     scorable,
     scored_languages,
     sentence_spans,
@@ -54,11 +55,11 @@ def authenticate() -> None:
     key = query_key()
     if key is None:
         g.auth_failed = True
-        raise PerspectiveError(403, "The request is missing a valid API key.")
+        raise missing_key()
     site = services().sites.authenticate(key)
     if site is None:
         g.auth_failed = True
-        raise PerspectiveError(400, BAD_KEY)
+        raise bad_key()
     g.site = site
 
 
@@ -80,7 +81,9 @@ def google_format(response: Response) -> Response:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         message = str(error.get("message", ""))
-        response.set_data(json.dumps(google_error(response.status_code, message)))
+        retry_after = response.headers.get("Retry-After")
+        rewritten = rewritten_error(response.status_code, message, retry_after)
+        response.set_data(json.dumps(rewritten))
     return response
 
 

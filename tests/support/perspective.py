@@ -26,3 +26,14 @@ def google_error(response: Any, code: int | None = None, status: str | None = No
     assert status is None or error["status"] == status, body
     assert isinstance(error["message"], str) and error["message"], body
     return error
+
+
+def error_reason(error: dict) -> str | None:
+    """The `reason` of the error's google.rpc.ErrorInfo detail (what Google's clients read)."""
+    infos = [
+        detail["reason"]
+        for detail in error.get("details", [])
+        if detail.get("@type") == "type.googleapis.com/google.rpc.ErrorInfo"
+    ]
+    assert len(infos) <= 1, error
+    return infos[0] if infos else None
