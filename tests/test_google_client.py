@@ -212,7 +212,13 @@ def test_root_url_comes_from_the_request_or_the_setting(
     assert served.status_code == 200
     assert served.get_json()["rootUrl"] == "https://mod.example:8443/"
     assert client.get("/$discovery/rest").get_json()["version"] == "v1alpha1"  # the default
-    assert client.get(DISCOVERY, headers={"Host": "evil.example/x"}).status_code == 400
+    docker = client.get(DISCOVERY, headers={"Host": "moderation_api:8000"})
+    assert docker.get_json()["rootUrl"] == "http://moderation_api:8000/"
+    for bad in ("evil.example/x", "a b", "user@evil.example", ""):
+        refused = client.get(DISCOVERY, headers={"Host": bad})
+        assert google_error(refused, 400, "INVALID_ARGUMENT")["message"] == (
+            "The request's Host header is not a valid host name."
+        )
 
     # Behind MODERATION_PROXY_HOPS proxies the scheme is the one they were called with.
     behind: Flask = create_app(settings.with_overrides(proxy_hops=1))

@@ -21,9 +21,12 @@ from moderation.protocols.perspective import SERVICE_NAME, PerspectiveError
 VERSION = "v1alpha1"
 DOCUMENT = Path(__file__).with_name("perspective_discovery.json")
 
-#: A Host header this service will put in a URL: a name or IPv4 address, or a bracketed IPv6
-#: address, and an optional port. Anything else (spaces, slashes, `@`) is refused.
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+#: A Host header this service will put in a URL: a name (with `_` too, as Docker's service
+#: names have) or IPv4 address, or a bracketed IPv6 address, and an optional port. Anything
+#: else (spaces, slashes, `@`) is refused.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)
 
 
 @cache

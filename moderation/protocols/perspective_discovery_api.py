@@ -37,7 +37,9 @@ def discovery() -> Response:
     if version != VERSION:
         raise version_not_found(version)
     configured = services().settings.public_url
-    root = configured or request_root_url(request.scheme, request.host, request.script_root)
+    # werkzeug's request.host is "" for a name with "_" (Docker's service names): the header.
+    host = request.host or request.headers.get("Host", "")
+    root = configured or request_root_url(request.scheme, host, request.script_root)
     response = jsonify(discovery_document(root))
     response.headers["Cache-Control"] = (
         f"public, max-age={CONFIGURED_MAX_AGE}" if configured else "no-store"
