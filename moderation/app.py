@@ -21,7 +21,12 @@ from moderation.api import (
     site,
 )
 from moderation.logs import init_request_ids
-from moderation.protocols import akismet_api, perspective_api, perspective_discovery_api
+from moderation.protocols import (
+    akismet_api,
+    coral_api,
+    perspective_api,
+    perspective_discovery_api,
+)
 from moderation.services import build_services
 from moderation.settings import Settings
 
@@ -72,6 +77,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(akismet_api.blp)
     app.register_blueprint(perspective_api.blp)  # Google's formats: not in the OpenAPI document
     app.register_blueprint(perspective_discovery_api.blp)  # Google's discovery document for it
+    app.register_blueprint(coral_api.blp)  # Coral's format: not in the OpenAPI document either
 
     # The /moderate page (session cookie) and CSRF protection for every cookie-backed POST.
     # web.init_app first: its "secret key required" page must answer before CSRFProtect's hook.
@@ -81,6 +87,7 @@ def create_app(settings: Settings) -> Flask:
         if isinstance(blueprint, Blueprint):  # the JSON API: bearer tokens, no cookies to ride
             csrf.exempt(blueprint)
     csrf.exempt(akismet_api.blp)  # form posts with the site's key as `api_key`, no cookies either
+    csrf.exempt(coral_api.blp)  # signed by Coral's secret, no cookies either
     ratelimit.init_app(app, settings, app.extensions["moderation"])
     if settings.proxy_hops:
         hops = settings.proxy_hops

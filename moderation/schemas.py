@@ -394,6 +394,35 @@ class SiteSettingsSchema(ma.Schema):
     )
 
 
+class CoralSettingsSchema(ma.Schema):
+    """In: the signing secrets of the site's Coral External Moderation Phase (write-only).
+    Out: whether they are set and how many, never the secrets themselves."""
+
+    signing_secrets = fields.List(
+        fields.String(
+            validate=[
+                validate.Length(min=1, max=256),
+                _encodable,
+                _no_control_characters,
+                validate.Regexp(r"^\S+\Z", error="A secret has no spaces or line breaks."),
+            ]
+        ),
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=5),
+        metadata={
+            "description": "1-5 secrets as Coral shows them (`empsec_...`): the current one and, "
+            "while one is being rotated, the old one; replaces those set before"
+        },
+    )
+    site = fields.String(dump_only=True)
+    configured = fields.Boolean(dump_only=True)
+    secret_count = fields.Integer(dump_only=True)
+    phase_path = fields.String(
+        dump_only=True, metadata={"description": "the path of the phase's URL on this service"}
+    )
+
+
 class DeliveryAttemptSchema(ma.Schema):
     at = fields.String()
     attempt = fields.Integer()

@@ -9,6 +9,7 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from moderation.coral_secrets import CoralSecretStore
 from moderation.deliveries import DeliveryLog, Outbox
 from moderation.labels import LabelStore
 from moderation.moderators import ModeratorStore
@@ -44,6 +45,7 @@ class Services:
     deliveries: DeliveryLog
     policies: PolicyStore
     labels: LabelStore
+    coral_secrets: CoralSecretStore
 
 
 def build_services(settings: Settings) -> Services:
@@ -65,6 +67,7 @@ def build_services(settings: Settings) -> Services:
         deliveries=DeliveryLog(connection),
         policies=PolicyStore(connection, settings.policy),
         labels=labels,
+        coral_secrets=CoralSecretStore(connection, settings.secret_key),
     )
 
 

@@ -92,6 +92,8 @@ class Settings:
     max_batch_bytes: int = 16 * 1024 * 1024
     retention_days: float = 0.0
     max_wait_seconds: float = 10.0
+    #: Seconds `POST /coral/<site>` waits for a score: under Coral's 200 ms phase timeout.
+    coral_timeout: float = 0.18
     web_concurrency: int = 2
     web_threads: int = 8
     job_timeout: int = 60
@@ -279,6 +281,14 @@ def _languages(raw: str) -> frozenset[str]:
     return frozenset(codes)
 
 
+def _coral_timeout(raw: str) -> float:
+    """Seconds, more than 0 and at most 10 (Coral's longest phase timeout is 10,000 ms)."""
+    value = float(raw)
+    if not 0 < value <= 10:  # also refuses NaN
+        raise ValueError("must be more than 0 and at most 10 seconds")
+    return value
+
+
 def _secret(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError(
@@ -310,6 +320,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_MAX_BATCH_BYTES": ("max_batch_bytes", _positive(int)),
     "MODERATION_RETENTION_DAYS": ("retention_days", _non_negative_float),
     "MODERATION_MAX_WAIT": ("max_wait_seconds", _positive(float)),
+    "MODERATION_CORAL_TIMEOUT": ("coral_timeout", _coral_timeout),
     "MODERATION_WEB_CONCURRENCY": ("web_concurrency", _positive(int)),
     "MODERATION_WEB_THREADS": ("web_threads", _positive(int)),
     "MODERATION_JOB_TIMEOUT": ("job_timeout", _positive(int)),

@@ -84,6 +84,16 @@ def test_public_url_ends_in_a_slash():
     assert from_env(no_key_file).public_url is None
 
 
+def test_coral_timeout_is_under_corals_default_and_bounded():
+    no_key_file = {"MODERATION_SECRET_KEY_FILE": "/nonexistent"}
+    assert from_env(no_key_file).coral_timeout < 0.2  # Coral's phase timeout: 200 ms
+    assert from_env({**no_key_file, "MODERATION_CORAL_TIMEOUT": "1.5"}).coral_timeout == 1.5
+    for bad in ("0", "-0.1", "11", "nan", "fast"):
+        with pytest.raises(SettingsError) as caught:
+            from_env({**no_key_file, "MODERATION_CORAL_TIMEOUT": bad})
+        assert caught.value.variable == "MODERATION_CORAL_TIMEOUT"
+
+
 def test_the_command_line_stops_with_the_variable_named():
     result = CliRunner().invoke(main, ["sites", "list"], env={"PORT": "eighty"})
     assert result.exit_code != 0

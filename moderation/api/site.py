@@ -1,4 +1,4 @@
-"""The calling site's own settings: its webhook callback URL."""
+"""The calling site's own settings: its webhook callback URL, its Coral Talk signing secrets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask.views import MethodView
 from moderation.api import Blueprint
 from moderation.auth import authenticate_site, current_site
 from moderation.errors import ApiError
-from moderation.schemas import SiteSettingsSchema
+from moderation.schemas import CoralSettingsSchema, SiteSettingsSchema
 from moderation.services import services
 from moderation.webhooks import UnsafeDestinationError, check_destination
 
@@ -55,3 +55,37 @@ class SiteSettings(MethodView):
                 ) from None
         services().sites.set_callback_url(current_site(), url)
         return site_json()
+
+
+def coral_json() -> dict[str, Any]:
+    """Whether the site's Coral secrets are set, and how many: never the secrets."""
+    count = services().coral_secrets.count(current_site())
+    return {
+        "site": current_site(),
+        "configured": count > 0,
+        "secret_count": count,
+        "phase_path": f"/coral/{current_site()}",
+    }
+
+
+@blp.route("/coral")
+class CoralSettings(MethodView):
+    @blp.response(200, CoralSettingsSchema)
+    def get(self) -> dict[str, Any]:
+        """Whether Coral Talk's signing secrets are set (how many; the secrets are never shown)."""
+        return coral_json()
+
+    @blp.arguments(CoralSettingsSchema)
+    @blp.response(200, CoralSettingsSchema)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set the signing secrets Coral Talk shows for the External Moderation Phase whose URL
+        is `/coral/<site>` on this service (write-only: stored encrypted, never echoed). During
+        a rotation, send both the new and the old secret."""
+        services().coral_secrets.set(current_site(), body["signing_secrets"])
+        return coral_json()
+
+    @blp.response(200, CoralSettingsSchema)
+    def delete(self) -> dict[str, Any]:
+        """Forget the signing secrets: `POST /coral/<site>` refuses every call until set again."""
+        services().coral_secrets.clear(current_site())
+        return coral_json()
