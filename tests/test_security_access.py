@@ -149,6 +149,22 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ("/1.1/verify-key", "POST"): Call(
         AKISMET, "POST", "/1.1/verify-key", form={"blog": "https://news.example"}, foreign=OK
     ),
+    # Akismet's account calls (WordPress's settings page); key-sites and usage-limit take GET too
+    **{
+        (path, method): Call(
+            AKISMET, method, path, form={"blog": "https://news.example"}, foreign=OK
+        )
+        for path, methods in (
+            ("/1.1/get-subscription", ("POST",)),
+            ("/1.1/get-stats", ("POST",)),
+            ("/1.1/deactivate", ("POST",)),
+            ("/1.1/key-sites", ("GET", "POST")),
+            ("/1.2/key-sites", ("GET", "POST")),
+            ("/1.1/usage-limit", ("GET", "POST")),
+            ("/1.2/usage-limit", ("GET", "POST")),
+        )
+        for method in methods
+    },
     # host sites through the Perspective-compatible API (the key in ?key=; no worker runs here)
     ("/v1alpha1/comments:analyze", "POST"): Call(
         PERSPECTIVE,
@@ -212,6 +228,8 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("/docs/assets/<path:filename>", "GET"): "Swagger UI's scripts and styles",
     ("/v1/openapi.json", "GET"): "the API's description",
     ("/$discovery/rest", "GET"): "Perspective's discovery document (Google's client reads it)",
+    ("/1.1/test", "GET"): "Akismet's connectivity check (WordPress): says only 'connected'",
+    ("/1.1/test", "POST"): "Akismet's connectivity check (WordPress): says only 'connected'",
     ("/static/<path:filename>", "GET"): "Flask's static folder (the app has none)",
     ("/moderate/static/<path:filename>", "GET"): "the page's script and styles",
     ("/moderate/login", "GET"): "the login form",
@@ -270,7 +288,10 @@ def build_world(app: Flask, connection: redis.Redis, settings: Settings, target:
     sites = SiteStore(connection, settings.secret_key)
     world.keys["news-old"] = sites.create("news").api_key
     world.keys["news"] = sites.rotate_api_key("news").api_key
-    world.keys["blog"] = sites.create("blog").api_key
+    blog = sites.create("blog")
+    world.keys["blog"], world.keys["blog-ak"] = blog.api_key, blog.akismet_key or ""
+    world.keys["news-ak-old"] = sites.rotate_akismet_key("news")
+    sites.rotate_akismet_key("news")  # the key above is rotated out
     sites.set_callback_url("news", NEWS_CALLBACK)
     put = app.test_client().put(
         "/v1/policy", json={"banned_words": [NEWS_BANNED_WORD]}, headers=bearer(world.keys["news"])
@@ -341,7 +362,8 @@ def akismet_form(
     key: Callable[[World], str | None], client: str | None = None, headers: Any = None
 ) -> Send:
     """An Akismet form post with `key` as its api_key (none when None), from the named client
-    (cookies and all) or a fresh one, with `headers` (a function of the world) if given."""
+    (cookies and all) or a fresh one, with `headers` (a function of the world) if given. A GET
+    sends the form as its query string, as Akismet's clients do."""
 
     def send(world: World, call: Call, method: str | None) -> TestResponse:
         form = dict(call.form or {})
@@ -350,7 +372,23 @@ def akismet_form(
             form["api_key"] = secret
         sender = world.clients[client] if client else world.app.test_client()
         sent = headers(world) if headers else {}
-        return sender.open(call.path, method=method or call.method, data=form, headers=sent)
+        method = method or call.method
+        if method in ("GET", "HEAD"):
+            return sender.open(call.path, method=method, query_string=form, headers=sent)
+        return sender.open(call.path, method=method, data=form, headers=sent)
+
+    return send
+
+
+def akismet_host(key: Callable[[World], str]) -> Send:
+    """An Akismet call with `key` as the leftmost label of the host name, as most clients
+    send it (`KEY.rest.akismet.com`), from a client with no cookies."""
+
+    def send(world: World, call: Call, method: str | None) -> TestResponse:
+        host = {"Host": f"{key(world)}.rest.akismet.com"}
+        method = method or call.method
+        form = {"query_string" if method in ("GET", "HEAD") else "data": dict(call.form or {})}
+        return world.app.test_client().open(call.path, method=method, headers=host, **form)
 
     return send
 
@@ -399,7 +437,14 @@ CALLERS: dict[str, list[tuple[str, int | str, Send]]] = {
         ("a made-up key", AKISMET_REFUSED, akismet_form(lambda w: "mk_" + secrets.token_hex(8))),
         ("the site's rotated-out key", AKISMET_REFUSED, akismet_form(lambda w: w.keys["news-old"])),
         ("an admin's moderator token", AKISMET_REFUSED, akismet_form(lambda w: w.tokens["root"])),
+        ("a made-up Akismet key in the host", AKISMET_REFUSED, akismet_host(lambda w: "0" * 12)),
+        (
+            "a rotated-out Akismet key",
+            AKISMET_REFUSED,
+            akismet_host(lambda w: w.keys["news-ak-old"]),
+        ),
         ("another site's key", "foreign", akismet_form(lambda w: w.keys["blog"])),
+        ("another site's Akismet key", "foreign", akismet_host(lambda w: w.keys["blog-ak"])),
         ("the site's key", "owner", akismet_form(lambda w: w.keys["news"])),
     ],
     PERSPECTIVE: [

@@ -1,5 +1,5 @@
-"""Akismet-compatible endpoints under `/1.1/` (and `/1.2/`, where Akismet serves its newer
-account calls): comment-check, submit-spam, submit-ham, verify-key, and the account calls
+"""Akismet-compatible endpoints under `/1.1/` (and `/1.2/` for key-sites and usage-limit, as
+Akismet serves them): comment-check, submit-spam, submit-ham, verify-key, and the account calls
 WordPress's plugin makes (get-subscription, get-stats, deactivate, key-sites, usage-limit, test).
 
 Form-encoded requests (the key in the form or the host name: `moderation.protocols.akismet`);
@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Response])
 
 blp = Blueprint("akismet", __name__)
-#: Akismet's API versions: 1.1 for everything, 1.2 for the newer account calls.
-VERSIONS = ("1.1", "1.2")
+#: Akismet's API versions: 1.1 for every call, and 1.2 where Akismet serves its newer ones.
+V1_1, V1_2 = ("1.1",), ("1.1", "1.2")
 
 #: Seconds a caller should wait before checking again when no worker answered in time.
 BUSY_RETRY_AFTER = 5
@@ -77,11 +77,13 @@ def handle_http_error(error: HTTPException) -> Response:
     return refusal(AkismetError(error.name, error.description or error.name, status))
 
 
-def akismet_route(name: str, methods: tuple[str, ...] = ("POST",)) -> Callable[[F], F]:
-    """Serve a call under every version Akismet's clients use."""
+def akismet_route(
+    name: str, methods: tuple[str, ...] = ("POST",), versions: tuple[str, ...] = V1_1
+) -> Callable[[F], F]:
+    """Serve a call under the versions Akismet's clients use for it."""
 
     def register(view: F) -> F:
-        for version in VERSIONS:
+        for version in versions:
             blp.add_url_rule(f"/{version}/{name}", view_func=view, methods=list(methods))
         return view
 
@@ -202,7 +204,7 @@ def deactivate() -> Response:
     return text("deactivated")
 
 
-@akismet_route("key-sites", methods=("GET", "POST"))
+@akismet_route("key-sites", methods=("GET", "POST"), versions=V1_2)
 def key_sites() -> Response:
     """The blogs that used the key in a month, with their counts (JSON or CSV)."""
     site = authenticated_site()
@@ -213,7 +215,7 @@ def key_sites() -> Response:
     return jsonify(answer)
 
 
-@akismet_route("usage-limit", methods=("GET", "POST"))
+@akismet_route("usage-limit", methods=("GET", "POST"), versions=V1_2)
 def usage_limit() -> Response:
     """This month's checks; no monthly limit."""
     site = authenticated_site()
