@@ -318,6 +318,24 @@ def test_no_worker_in_time_is_no_opinion(
     assert response.headers["X-Moderation-Outcome"] == "timeout"
 
 
+def test_signed_calls_count_per_site(settings: Settings, auth: dict, site: SiteCredentials) -> None:
+    """The site's budget is spent by signed calls only: unsigned ones cannot exhaust it."""
+    limited = create_app(settings.with_overrides(rate_limit_site="2 per minute"))
+    client = limited.test_client()
+    try:
+        client.put("/v1/site/coral", json={"signing_secrets": [SECRET]}, headers=auth)
+        empty = moderation_request("<p></p>")  # no text: answered without the workers
+        for _ in range(3):
+            assert post_as_coral(client, "news", empty, ["empsec_wrong"]).status_code == 401
+        assert post_as_coral(client, "news", empty, [SECRET]).status_code == 204
+        assert post_as_coral(client, "news", empty, [SECRET]).status_code == 204
+        refused = post_as_coral(client, "news", empty, [SECRET])
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.get_json()["error"]["code"] == "rate_limited"
+    finally:
+        limited.extensions["moderation"].redis.close()
+
+
 # --- a real `moderation serve` and a real worker ---------------------------------------------
 
 
