@@ -31,7 +31,7 @@ import psutil
 import redis
 import requests
 
-from bench.comments import shuffled_comments
+from bench.comments import jigsaw_comments, shuffled_comments
 from bench.soak import model_settings
 from bench.stacks import running_service
 from bench.stats import summary
@@ -57,8 +57,12 @@ def timed_calls(
     return seconds, outcomes
 
 
-def texts(count: int) -> list[str]:
-    """YouTube comments, every tenth a toxic one, each numbered."""
+def texts(count: int, source: str = "youtube") -> list[str]:
+    """YouTube comments (short; every tenth a toxic one) or Jigsaw's Wikipedia talk-page
+    comments (longer, as news comments are), each numbered."""
+    if source == "jigsaw":
+        jigsaw = jigsaw_comments()
+        return [f"{jigsaw[n % len(jigsaw)]} ({n})" for n in range(count)]
     youtube = shuffled_comments()
     return [
         f"{TOXIC[n % 2] if n % 10 == 9 else youtube[n % len(youtube)]} ({n})" for n in range(count)
@@ -68,6 +72,7 @@ def texts(count: int) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--texts", choices=("youtube", "jigsaw"), default="youtube")
     parser.add_argument(
         "--model", choices=("lite", "bert"), default="lite", help="bert: a bert-base Detoxify"
     )
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         url = f"{service.url}/coral/bench"
         timed_calls(session, url, [f"warm-up comment number {n}" for n in range(args.warmup)])
         baseline, _ = timed_calls(session, url, ["<p></p>"] * args.baseline)
-        scored, outcomes = timed_calls(session, url, texts(args.calls))
+        scored, outcomes = timed_calls(session, url, texts(args.calls, args.texts))
     report = {
         "machine": {
             "cpus": psutil.cpu_count(),
@@ -115,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "service": "1 x moderation serve, 1 x moderation worker, idle; calls sequential",
         "model": model,
+        "texts": args.texts,
         "coral_timeout": args.coral_timeout or "default (0.18 s)",
         "redis_hz": args.redis_hz or "default (10)",
         "settings": settings,

@@ -32,7 +32,12 @@ with a FLAG per kind of reason (toxic, spam); reject (the site's policy has `aut
 200 `REJECTED` with the same flags and a `moderationAction` carrying a rejection reason code.
 A comment the workers could not score in time (or at all) -> 204, exactly what Coral does on
 its own when the phase times out: answering otherwise would make the outcome depend on
-whether the service missed Coral's clock by a few milliseconds.
+whether the service missed Coral's clock by a few milliseconds. Unscored comments are not
+withheld either: under load that would fill Coral's pending queue with clean comments.
+
+The body is read as HTML whichever format the phase sends (the request does not say): Coral's
+HTML escapes a `<` typed in a comment, but with the "Plain Text" format a `<` that starts
+something tag-like ("a<b c>d") is lost from the scored text, so keep the default, HTML.
 """
 
 from __future__ import annotations
