@@ -32,6 +32,7 @@ from werkzeug.test import TestResponse
 
 from moderation import moderators as moderators_module
 from moderation.app import create_app
+from moderation.coral_secrets import CoralSecretStore
 from moderation.errors import CODES, ApiError
 from moderation.keyspace import KEYS
 from moderation.moderators import ModeratorStore, Role
@@ -39,6 +40,7 @@ from moderation.protocols.perspective import GOOGLE_STATUS
 from moderation.review import decode_cursor
 from moderation.settings import Settings
 from moderation.sites import SiteStore
+from tests.support.coral import moderation_request, serialised, signature_header
 from tests.support.held import form_token, log_in, page_token, store_hold
 
 TARGET_ID = "c-target"
@@ -75,6 +77,9 @@ LEAKS = [
 SITE, MODERATOR, SESSION, PAGE = "site key", "moderator token", "/moderate session", "page"
 AKISMET = "site key as Akismet's api_key form field"
 PERSPECTIVE = "site key in ?key= (Perspective)"
+CORAL = "Coral's X-Coral-Signature under the site's signing secret"
+NEWS_CORAL_SECRET = "empsec_" + "4e" * 33
+BLOG_CORAL_SECRET = "empsec_" + "b1" * 33
 OK = "2xx"
 #: Akismet's refusal: a 200 whose text is `invalid` or `Missing required field: api_key.`.
 AKISMET_REFUSED = "akismet refusal"
@@ -124,6 +129,15 @@ PROTECTED: dict[tuple[str, str], Call] = {
         SITE, "PUT", "/v1/site", {"callback_url": "https://93.184.215.14/hook"}, foreign=OK
     ),
     ("/v1/models", "GET"): Call(SITE, "GET", "/v1/models", foreign=OK),
+    ("/v1/site/coral", "GET"): Call(SITE, "GET", "/v1/site/coral", foreign=OK),
+    ("/v1/site/coral", "PUT"): Call(
+        SITE, "PUT", "/v1/site/coral", {"signing_secrets": ["empsec_new"]}, foreign=OK
+    ),
+    ("/v1/site/coral", "DELETE"): Call(SITE, "DELETE", "/v1/site/coral", foreign=OK),
+    # Coral Talk's External Moderation Phase (signed; no worker runs here: no opinion, 204)
+    ("/coral/<site>", "POST"): Call(
+        CORAL, "POST", "/coral/news", moderation_request("hi"), foreign=401
+    ),
     # host sites through the Akismet-compatible API (the key in the form)
     ("/1.1/comment-check", "POST"): Call(
         AKISMET,
@@ -229,7 +243,6 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("/v1/openapi.json", "GET"): "the API's description",
     ("/$discovery/rest", "GET"): "Perspective's discovery document (Google's client reads it)",
     ("/1.1/test", "GET"): "Akismet's connectivity check (WordPress): says only 'connected'",
-    ("/1.1/test", "POST"): "Akismet's connectivity check (WordPress): says only 'connected'",
     ("/static/<path:filename>", "GET"): "Flask's static folder (the app has none)",
     ("/moderate/static/<path:filename>", "GET"): "the page's script and styles",
     ("/moderate/login", "GET"): "the login form",
@@ -277,6 +290,7 @@ class World:
             "held": r.zrange(KEYS.held("news"), 0, -1),
             "site": r.hgetall(KEYS.site("news")),
             "policy": r.get(KEYS.policy("news")),
+            "coral secrets": r.get(KEYS.coral_secrets("news")),
             "labels": r.xrange(KEYS.labels("news")),
             "label stats": r.hgetall(KEYS.label_stats("news")),
         }
@@ -293,6 +307,9 @@ def build_world(app: Flask, connection: redis.Redis, settings: Settings, target:
     world.keys["news-ak-old"] = sites.rotate_akismet_key("news")
     sites.rotate_akismet_key("news")  # the key above is rotated out
     sites.set_callback_url("news", NEWS_CALLBACK)
+    coral = CoralSecretStore(connection, settings.secret_key)
+    coral.set("news", [NEWS_CORAL_SECRET])
+    coral.set("blog", [BLOG_CORAL_SECRET])
     put = app.test_client().put(
         "/v1/policy", json={"banned_words": [NEWS_BANNED_WORD]}, headers=bearer(world.keys["news"])
     )
@@ -393,6 +410,20 @@ def akismet_host(key: Callable[[World], str]) -> Send:
     return send
 
 
+def coral_signed(secret: Callable[[World], str | None], client: str | None = None) -> Send:
+    """The call's body as Coral sends it, signed with `secret` (None: no signature)."""
+
+    def send(world: World, call: Call, method: str | None) -> TestResponse:
+        body = serialised(call.json)
+        headers = {"Content-Type": "application/json"}
+        if (key := secret(world)) is not None:
+            headers["X-Coral-Signature"] = signature_header(body, [key])
+        sender = world.clients[client] if client else world.app.test_client()
+        return sender.open(call.path, method=method or call.method, data=body, headers=headers)
+
+    return send
+
+
 def query_key(key: Callable[[World], str]) -> Send:
     """A request from a client with no cookies, with `key` in `?key=` as Google's clients
     send it."""
@@ -455,6 +486,14 @@ CALLERS: dict[str, list[tuple[str, int | str, Send]]] = {
         ("an admin's moderator token", 400, query_key(lambda w: w.tokens["root"])),
         ("another site's key", "foreign", query_key(lambda w: w.keys["blog"])),
         ("the site's key", "owner", query_key(lambda w: w.keys["news"])),
+    ],
+    CORAL: [
+        ("no signature, a moderator's session cookie", 401, coral_signed(lambda w: None, "ann")),
+        ("no signature, the site's key", 401, fresh(news_key)),
+        ("a made-up secret", 401, coral_signed(lambda w: "empsec_" + secrets.token_hex(33))),
+        ("the site's API key as the secret", 401, coral_signed(lambda w: w.keys["news"])),
+        ("another site's secret", "foreign", coral_signed(lambda w: BLOG_CORAL_SECRET)),
+        ("the site's secret", "owner", coral_signed(lambda w: NEWS_CORAL_SECRET)),
     ],
     MODERATOR: [
         ("no token, a logged-in session cookie", 401, with_client("ann", no_headers)),
@@ -653,6 +692,7 @@ def test_only_bearer_endpoints_skip_csrf(app: Flask) -> None:
                     MODERATOR,
                     AKISMET,
                     PERSPECTIVE,
+                    CORAL,
                 ), rule.rule
             else:
                 assert rule.rule in PAGE_POSTS, f"{method} {rule.rule}: no CSRF case"

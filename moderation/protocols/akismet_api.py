@@ -222,7 +222,7 @@ def usage_limit() -> Response:
     return jsonify(akismet.usage(usage().calls(site, month_of())))
 
 
-@akismet_route("test", methods=("GET", "POST"))
+@akismet_route("test", methods=("GET",))
 def connectivity_test() -> Response:
     """WordPress's connectivity check: `connected`, no key needed."""
     return text(CONNECTED)
