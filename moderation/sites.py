@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -17,6 +18,8 @@ from moderation.keyspace import KEYS
 from moderation.records import utc_now
 
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+#: The site record's fields holding its keys' stored forms.
+API_KEY_FIELD, AKISMET_KEY_FIELD = "api_key_digest", "akismet_key_digest"
 
 
 class SiteExistsError(Exception):
@@ -69,8 +72,8 @@ class SiteStore:
             pipe.hset(
                 KEYS.site(name),
                 mapping={
-                    "api_key_digest": key_digest,
-                    "akismet_key_digest": akismet_digest,
+                    API_KEY_FIELD: key_digest,
+                    AKISMET_KEY_FIELD: akismet_digest,
                     "webhook_nonce": nonce,
                     "callback_url": callback_url or "",
                     "created_at": repr(utc_now()),
@@ -89,15 +92,8 @@ class SiteStore:
         site = self.get(name)
         if site is None:
             raise UnknownSiteError(name)
-        old_digest = self.redis.hget(KEYS.site(name), "api_key_digest")
         api_key = keys.new_api_key()
-        key_digest = keys.digest(api_key)
-        with self.redis.pipeline() as pipe:
-            if old_digest:
-                pipe.delete(KEYS.api_key(old_digest.decode()))
-            pipe.hset(KEYS.site(name), "api_key_digest", key_digest)
-            pipe.set(KEYS.api_key(key_digest), name)
-            pipe.execute()
+        self._replace_digest(name, API_KEY_FIELD, KEYS.api_key, keys.digest(api_key))
         return SiteCredentials(
             name, api_key, keys.webhook_secret(secret_key, name, site.webhook_nonce)
         )
@@ -108,16 +104,23 @@ class SiteStore:
         secret_key = self._require_secret_key()
         if self.get(name) is None:
             raise UnknownSiteError(name)
-        old_digest = self.redis.hget(KEYS.site(name), "akismet_key_digest")
         akismet_key = keys.new_akismet_key()
         akismet_digest = keys.akismet_digest(secret_key, akismet_key)
+        self._replace_digest(name, AKISMET_KEY_FIELD, KEYS.akismet_key, akismet_digest)
+        return akismet_key
+
+    def _replace_digest(
+        self, name: str, field: str, index: Callable[[str], str], new_digest: str
+    ) -> None:
+        """Store `new_digest` as the site's `field` and index it, dropping the old one's index
+        entry (so the old key stops working at once)."""
+        old_digest = self.redis.hget(KEYS.site(name), field)
         with self.redis.pipeline() as pipe:
             if old_digest:
-                pipe.delete(KEYS.akismet_key(old_digest.decode()))
-            pipe.hset(KEYS.site(name), "akismet_key_digest", akismet_digest)
-            pipe.set(KEYS.akismet_key(akismet_digest), name)
+                pipe.delete(index(old_digest.decode()))
+            pipe.hset(KEYS.site(name), field, new_digest)
+            pipe.set(index(new_digest), name)
             pipe.execute()
-        return akismet_key
 
     def get(self, name: str) -> Site | None:
         data = self.redis.hgetall(KEYS.site(name))
@@ -138,13 +141,7 @@ class SiteStore:
     def authenticate(self, api_key: str) -> str | None:
         """The site that owns `api_key`, or None."""
         key_digest = keys.digest(api_key)
-        name = self.redis.get(KEYS.api_key(key_digest))
-        if name is None:
-            return None
-        stored = self.redis.hget(KEYS.site(name.decode()), "api_key_digest")
-        if stored is None or not keys.digests_match(stored.decode(), api_key):
-            return None
-        return name.decode()
+        return self._owner(KEYS.api_key(key_digest), API_KEY_FIELD, key_digest)
 
     def authenticate_akismet(self, presented: str) -> str | None:
         """The site that owns `presented` as its Akismet-shaped key (any case) or its API key."""
@@ -153,11 +150,16 @@ class SiteStore:
         if not self.secret_key:
             return None
         akismet_digest = keys.akismet_digest(self.secret_key, presented)
-        name = self.redis.get(KEYS.akismet_key(akismet_digest))
+        return self._owner(KEYS.akismet_key(akismet_digest), AKISMET_KEY_FIELD, akismet_digest)
+
+    def _owner(self, index_key: str, field: str, presented_digest: str) -> str | None:
+        """The site the index names, if its record still holds the digest (compared in
+        constant time): an index entry left by a rotation finds nothing."""
+        name = self.redis.get(index_key)
         if name is None:
             return None
-        stored = self.redis.hget(KEYS.site(name.decode()), "akismet_key_digest")
-        if stored is None or not hmac.compare_digest(stored.decode(), akismet_digest):
+        stored = self.redis.hget(KEYS.site(name.decode()), field)
+        if stored is None or not hmac.compare_digest(stored, presented_digest.encode()):
             return None
         return name.decode()
 

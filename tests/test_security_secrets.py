@@ -85,7 +85,7 @@ class Secrets:
         return value
 
     def add_credentials(self, label: str, data: dict[str, str]) -> dict[str, str]:
-        for field in ("api_key", "webhook_secret", "token", "password"):
+        for field in ("api_key", "webhook_secret", "akismet_key", "token", "password"):
             if field in data:
                 self.add(f"{label} {field}", data[field])
         return data
@@ -175,6 +175,10 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
         blog_key = found.add_credentials(
             "blog rotated", cli(worker_env, "sites", "rotate-key", "blog", "--json")
         )["api_key"]
+        found.add("news akismet_key", news.akismet_key or "")
+        blog_akismet = found.add_credentials(
+            "blog rotated", cli(worker_env, "sites", "rotate-akismet-key", "blog", "--json")
+        )["akismet_key"]
 
         # Moderators: by the store and by the CLI, passwords reset both ways.
         ann_old = moderators.create("ann", Role.MODERATOR, ["news"])
@@ -206,6 +210,11 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
         for key in (wrong_key, news.api_key, blog["api_key"], ann["token"]):
             expect(client.get("/v1/comments/c-1", headers=bearer(key)), 401)
         expect(client.put("/v1/policy", json={"suspect_words": ["zq"]}, headers=as_news), 200)
+        # Akismet's clients: keys in the form and in the host name, good, old and made up.
+        wrong_akismet = found.add("a made-up Akismet key", secrets.token_hex(6))
+        for key in (news.akismet_key, blog_akismet, blog["akismet_key"], wrong_akismet):
+            client.post("/1.1/verify-key", data={"key": key, "blog": "https://news.example"})
+            client.post("/1.1/get-subscription", headers={"Host": f"{key}.rest.akismet.com"})
 
         # Moderators: the API with good, old and made-up tokens; the page with good and bad
         # passwords, then enough failures for one name to be rate limited.
@@ -304,6 +313,12 @@ def test_keys_and_tokens_are_checked_with_compare_digest(
     site = SiteStore(redis_client, settings.secret_key).create("news")
     assert SiteStore(redis_client, settings.secret_key).authenticate(site.api_key) == "news"
     assert compared == [(keys.digest(site.api_key).encode(),) * 2]
+
+    compared.clear()
+    assert site.akismet_key and settings.secret_key
+    store = SiteStore(redis_client, settings.secret_key)
+    assert store.authenticate_akismet(site.akismet_key.upper()) == "news"
+    assert compared == [(keys.akismet_digest(settings.secret_key, site.akismet_key).encode(),) * 2]
 
     compared.clear()
     moderator = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"])
