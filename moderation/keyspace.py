@@ -25,6 +25,8 @@ Layout (every key under the `mod:` prefix):
     mod:model-seq:{site}           hash    kind -> the last version number given out
     mod:policy:{site}              string  the site's own policy (JSON), when it has one
     mod:coral-secrets:{site}       string  the site's Coral signing secrets, encrypted (Fernet)
+    mod:apikey-folded:{digest}     string  the site whose API key, lowercased, has this digest
+                                           (the Akismet endpoints' keys in host names)
     mod:akismetkey:{digest}        string  the site whose Akismet-shaped key has this HMAC
     mod:akismet-usage:{site}:{m}   hash    month m's Akismet checks and corrections, in total
                                            and per blog (get-stats, key-sites, usage-limit)
@@ -78,6 +80,9 @@ class Keyspace:
 
     def api_key(self, key_digest: str) -> str:
         return f"{self.prefix}:apikey:{key_digest}"
+
+    def api_key_folded(self, key_digest: str) -> str:
+        return f"{self.prefix}:apikey-folded:{key_digest}"
 
     def akismet_key(self, key_digest: str) -> str:
         return f"{self.prefix}:akismetkey:{key_digest}"

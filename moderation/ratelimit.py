@@ -1,8 +1,8 @@
 """Rate limits: flask-limiter, counted in Redis so every API process and host shares one count.
 
 - host-site endpoints: per API key (by its digest: the key itself never reaches Redis),
-  the Akismet-compatible ones (key in the form or the host name) and the Perspective-compatible
-  ones (key in `?key=`) sharing the same count;
+  the Akismet-compatible ones (any of the site's keys, in the form or the host name, counted
+  as its API key) and the Perspective-compatible ones (key in `?key=`) sharing the same count;
 - Coral's External Moderation Phase (`/coral/<site>`, signed, no key): per site, at the
   host-site rate, counting only calls whose signature is good;
 - the review API and the /moderate page's JSON endpoints: per moderator;
@@ -30,7 +30,7 @@ from moderation.errors import ApiError, error_response
 from moderation.keyspace import KEYS
 from moderation.protocols import akismet_api
 from moderation.protocols.akismet import AkismetError
-from moderation.services import Services
+from moderation.services import Services, services
 from moderation.settings import Settings
 from moderation.web.login import SESSION_KEY
 from moderation.web.views import login_refused
@@ -63,12 +63,15 @@ def api_credential() -> str:
 
 
 def akismet_credential() -> str:
-    """The key an Akismet call presents (form or host name, Akismet-shaped keys in any case)
-    by digest, or the address."""
+    """For a call whose key (form or host name, any case, API key or Akismet-shaped) is a
+    site's: the site's API key by digest, so that it shares the count of the site's `/v1` and
+    Perspective calls. Otherwise the presented key lowercased, by digest, or the address."""
+    site = akismet_api.request_site()
+    api_key_digest = services().sites.api_key_digest(site) if site else None
+    if api_key_digest:
+        return f"credential:{api_key_digest}"
     key = akismet_api.request_key()
-    if key and keys.is_akismet_key(key):
-        key = key.lower()
-    return f"credential:{keys.digest(key)}" if key else client_address()
+    return f"credential:{keys.digest(key.lower())}" if key else client_address()
 
 
 def query_credential() -> str:
@@ -160,7 +163,7 @@ def storage_uri(redis_url: str) -> str:
     )
 
 
-def init_app(app: Flask, settings: Settings, services: Services) -> Limiter:
+def init_app(app: Flask, settings: Settings, app_services: Services) -> Limiter:
     """Attach the limits to the app's blueprints (call after they are registered)."""
     limiter = Limiter(
         client_address,
@@ -169,7 +172,7 @@ def init_app(app: Flask, settings: Settings, services: Services) -> Limiter:
         # The app's own fast-failing pool: when Redis is down the limiter raises
         # redis.ConnectionError, which the app answers with 503 like any other storage call.
         storage_options={
-            "connection_pool": services.redis.connection_pool,
+            "connection_pool": app_services.redis.connection_pool,
             "key_prefix": KEYS.rate_limits,
         },
         strategy="sliding-window-counter",

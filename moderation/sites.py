@@ -18,8 +18,26 @@ from moderation.keyspace import KEYS
 from moderation.records import utc_now
 
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-#: The site record's fields holding its keys' stored forms.
-API_KEY_FIELD, AKISMET_KEY_FIELD = "api_key_digest", "akismet_key_digest"
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """One stored form of a site's key: the site record's field holding its digest, and the
+    index from that digest back to the site."""
+
+    field: str
+    index: Callable[[str], str]
+
+
+API_KEY = StoredKey("api_key_digest", KEYS.api_key)
+#: The API key lowercased: Akismet's clients put the key in host names, which some lowercase
+#: (Node). 43 random characters folded to 38 letters keep over 220 bits, as unguessable.
+API_KEY_FOLDED = StoredKey("api_key_folded_digest", KEYS.api_key_folded)
+AKISMET_KEY = StoredKey("akismet_key_digest", KEYS.akismet_key)
+
+
+def api_key_digests(api_key: str) -> dict[StoredKey, str]:
+    return {API_KEY: keys.digest(api_key), API_KEY_FOLDED: keys.digest(api_key.lower())}
 
 
 class SiteExistsError(Exception):
@@ -62,9 +80,11 @@ class SiteStore:
             raise ValueError("site names are 1-63 of a-z, 0-9, '-' and '_', starting alphanumeric")
         secret_key = self._require_secret_key()
         api_key, nonce = keys.new_api_key(), keys.new_nonce()
-        key_digest = keys.digest(api_key)
         akismet_key = keys.new_akismet_key()
-        akismet_digest = keys.akismet_digest(secret_key, akismet_key)
+        digests = {
+            **api_key_digests(api_key),
+            AKISMET_KEY: keys.akismet_digest(secret_key, akismet_key),
+        }
         created = self.redis.hsetnx(KEYS.site(name), "name", name)
         if not created:
             raise SiteExistsError(name)
@@ -72,15 +92,14 @@ class SiteStore:
             pipe.hset(
                 KEYS.site(name),
                 mapping={
-                    API_KEY_FIELD: key_digest,
-                    AKISMET_KEY_FIELD: akismet_digest,
+                    **{stored.field: digest for stored, digest in digests.items()},
                     "webhook_nonce": nonce,
                     "callback_url": callback_url or "",
                     "created_at": repr(utc_now()),
                 },
             )
-            pipe.set(KEYS.api_key(key_digest), name)
-            pipe.set(KEYS.akismet_key(akismet_digest), name)
+            for stored, digest in digests.items():
+                pipe.set(stored.index(digest), name)
             pipe.sadd(KEYS.sites, name)
             pipe.execute()
         webhook_secret = keys.webhook_secret(secret_key, name, nonce)
@@ -93,7 +112,7 @@ class SiteStore:
         if site is None:
             raise UnknownSiteError(name)
         api_key = keys.new_api_key()
-        self._replace_digest(name, API_KEY_FIELD, KEYS.api_key, keys.digest(api_key))
+        self._replace_digests(name, api_key_digests(api_key))
         return SiteCredentials(
             name, api_key, keys.webhook_secret(secret_key, name, site.webhook_nonce)
         )
@@ -106,20 +125,21 @@ class SiteStore:
             raise UnknownSiteError(name)
         akismet_key = keys.new_akismet_key()
         akismet_digest = keys.akismet_digest(secret_key, akismet_key)
-        self._replace_digest(name, AKISMET_KEY_FIELD, KEYS.akismet_key, akismet_digest)
+        self._replace_digests(name, {AKISMET_KEY: akismet_digest})
         return akismet_key
 
-    def _replace_digest(
-        self, name: str, field: str, index: Callable[[str], str], new_digest: str
-    ) -> None:
-        """Store `new_digest` as the site's `field` and index it, dropping the old one's index
-        entry (so the old key stops working at once)."""
-        old_digest = self.redis.hget(KEYS.site(name), field)
+    def _replace_digests(self, name: str, digests: dict[StoredKey, str]) -> None:
+        """Store each new digest in its field and index it, dropping the old ones' index
+        entries (so the old key stops working at once)."""
+        fields = [stored.field for stored in digests]
+        old_digests = self.redis.hmget(KEYS.site(name), fields)
         with self.redis.pipeline() as pipe:
-            if old_digest:
-                pipe.delete(index(old_digest.decode()))
-            pipe.hset(KEYS.site(name), field, new_digest)
-            pipe.set(index(new_digest), name)
+            for stored, old_digest in zip(digests, old_digests, strict=True):
+                if old_digest:
+                    pipe.delete(stored.index(old_digest.decode()))
+            pipe.hset(KEYS.site(name), mapping={s.field: d for s, d in digests.items()})
+            for stored, digest in digests.items():
+                pipe.set(stored.index(digest), name)
             pipe.execute()
 
     def get(self, name: str) -> Site | None:
@@ -140,26 +160,32 @@ class SiteStore:
 
     def authenticate(self, api_key: str) -> str | None:
         """The site that owns `api_key`, or None."""
-        key_digest = keys.digest(api_key)
-        return self._owner(KEYS.api_key(key_digest), API_KEY_FIELD, key_digest)
+        return self._owner(API_KEY, keys.digest(api_key))
 
     def authenticate_akismet(self, presented: str) -> str | None:
-        """The site that owns `presented` as its Akismet-shaped key (any case) or its API key."""
-        if not keys.is_akismet_key(presented):
-            return self.authenticate(presented)
-        if not self.secret_key:
-            return None
-        akismet_digest = keys.akismet_digest(self.secret_key, presented)
-        return self._owner(KEYS.akismet_key(akismet_digest), AKISMET_KEY_FIELD, akismet_digest)
+        """The site that owns `presented` on the Akismet endpoints: its Akismet-shaped key or
+        its API key, in any case (host names may arrive lowercased). A key created before the
+        folded form was stored matches exactly only, until it is rotated."""
+        if keys.is_akismet_key(presented):
+            if not self.secret_key:
+                return None
+            return self._owner(AKISMET_KEY, keys.akismet_digest(self.secret_key, presented))
+        exact = self.authenticate(presented)
+        return exact or self._owner(API_KEY_FOLDED, keys.digest(presented.lower()))
 
-    def _owner(self, index_key: str, field: str, presented_digest: str) -> str | None:
+    def api_key_digest(self, name: str) -> str | None:
+        """The stored digest of the site's API key (what rate limits count a site's calls by)."""
+        held = self.redis.hget(KEYS.site(name), API_KEY.field)
+        return held.decode() if held else None
+
+    def _owner(self, stored: StoredKey, presented_digest: str) -> str | None:
         """The site the index names, if its record still holds the digest (compared in
         constant time): an index entry left by a rotation finds nothing."""
-        name = self.redis.get(index_key)
+        name = self.redis.get(stored.index(presented_digest))
         if name is None:
             return None
-        stored = self.redis.hget(KEYS.site(name.decode()), field)
-        if stored is None or not hmac.compare_digest(stored, presented_digest.encode()):
+        held = self.redis.hget(KEYS.site(name.decode()), stored.field)
+        if held is None or not hmac.compare_digest(held, presented_digest.encode()):
             return None
         return name.decode()
 

@@ -1,7 +1,8 @@
 """Akismet's published clients, unmodified, against a real `moderation serve` and worker.
 
 - npm `akismet-api` 6.0.0 (the client Coral Talk uses): verify-key with `key`, then the key in
-  the host name (`http://KEY.localhost:PORT/1.1/comment-check`), lowercased by Node.
+  the host name (`http://KEY.localhost:PORT/1.1/comment-check`), lowercased by Node: with the
+  Akismet-shaped key and with the API key.
 - Debian's `libnet-akismet-perl` (Net::Akismet): the same calls through Perl's LWP.
 
 Both scripts live in tests/clients/ (the npm package installed by `make test` from its lock
@@ -16,6 +17,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,9 +25,10 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
+from moderation.app import create_app
 from moderation.keyspace import KEYS
 from moderation.labels import LabelStore
-from moderation.sites import SiteCredentials
+from moderation.sites import API_KEY_FOLDED, SiteCredentials, SiteStore
 from tests.support.load import served_api
 from tests.support.processes import PROJECT_ROOT, running_worker
 from tests.support.redis_server import RedisServer
@@ -85,11 +88,12 @@ def test_npm_akismet_api_with_the_key_in_the_host_name(served, site, redis_clien
     assert ("ok", "akismet:submit-ham") in labels(redis_client)
 
 
-def test_npm_akismet_api_cannot_use_an_api_key_node_lowercases(served, site) -> None:
-    # The long API key has capitals that Node's URL parser folds: hence the Akismet-shaped key
+def test_npm_akismet_api_with_the_api_key_node_lowercases(served, site) -> None:
+    # The long API key has capitals that Node's URL parser folds: the Akismet endpoints match
+    # keys in any case
     answers = node_client(served, site.api_key)
 
-    assert answers.get("error") == "Invalid API key"
+    assert answers == {"verified": True, "spam": True, "ham": False, "submitted": True}
 
 
 def test_perl_net_akismet_with_the_key_in_the_host_name(served, site, redis_client) -> None:
@@ -148,10 +152,37 @@ def test_verify_key_finds_the_key(client, site: SiteCredentials, where, expected
     assert post(client, "verify-key", data, host)[0] == expected
 
 
-def test_the_api_key_works_in_the_host_name_as_sent(client, site: SiteCredentials) -> None:
-    assert post(client, "verify-key", {}, f"{site.api_key}.rest.akismet.com")[0] == "valid"
-    upper = f"{site.api_key.lower()}.rest.akismet.com"
-    assert post(client, "verify-key", {}, upper)[0] == "invalid"  # secrets keep their case
+def test_the_api_key_works_in_the_host_name_in_any_case(
+    client, site: SiteCredentials, settings, redis_client
+) -> None:
+    key = site.api_key
+    assert post(client, "verify-key", {}, f"{key}.rest.akismet.com")[0] == "valid"
+    assert post(client, "verify-key", {}, f"{key.lower()}.rest.akismet.com")[0] == "valid"
+    assert post(client, "verify-key", {"key": key.upper()})[0] == "valid"
+    # Only on the Akismet endpoints: the API itself compares the key exactly
+    assert (
+        client.get("/v1/policy", headers={"Authorization": f"Bearer {key.lower()}"}).status_code
+        == 401
+    )
+    # A rotated-out key is refused in every case
+    SiteStore(redis_client, settings.secret_key).rotate_api_key("news")
+    assert post(client, "verify-key", {}, f"{key.lower()}.rest.akismet.com")[0] == "invalid"
+    assert post(client, "verify-key", {"key": key})[0] == "invalid"
+
+
+def test_a_key_stored_before_its_folded_form_matches_exactly_until_rotated(
+    client, site: SiteCredentials, settings, redis_client
+) -> None:
+    """Sites created before the Akismet endpoints matched keys in any case have no folded
+    digest: their key still works as sent, and in any case once rotated."""
+    folded = redis_client.hget(KEYS.site("news"), API_KEY_FOLDED.field)
+    assert folded
+    redis_client.hdel(KEYS.site("news"), API_KEY_FOLDED.field)
+    redis_client.delete(API_KEY_FOLDED.index(folded.decode()))
+    assert post(client, "verify-key", {"key": site.api_key})[0] == "valid"
+    assert post(client, "verify-key", {"key": site.api_key.lower()})[0] == "invalid"
+    rotated = SiteStore(redis_client, settings.secret_key).rotate_api_key("news").api_key
+    assert post(client, "verify-key", {"key": rotated.lower()})[0] == "valid"
 
 
 def test_account_calls_prefer_key_to_an_older_api_key(client, site, make_site) -> None:
@@ -281,11 +312,9 @@ def test_the_form_wordpress_sends_is_accepted(client, site, redis_client) -> Non
     assert (response.status_code, response.get_data(as_text=True)) == (200, "false")
 
 
-def test_rate_limits_count_a_key_however_it_is_spelled(settings, site) -> None:
-    from dataclasses import replace
-
-    from moderation.app import create_app
-
+def test_rate_limits_count_a_site_however_its_key_is_spelled(settings, site) -> None:
+    """The Akismet-shaped key in any case, and the API key in the form or lowercased in the
+    host name, all spend the site's one count, the one its `/v1` calls spend."""
     app = create_app(replace(settings, rate_limit_site="2/minute"))
     client = app.test_client()
     key = site.akismet_key
@@ -293,7 +322,10 @@ def test_rate_limits_count_a_key_however_it_is_spelled(settings, site) -> None:
     answers = [
         post(client, "verify-key", {"key": key})[1],
         post(client, "verify-key", {}, f"{key.upper()}.rest.akismet.com")[1],
-        post(client, "verify-key", {}, f"{key}.rest.akismet.com")[1],
+        post(client, "verify-key", {}, f"{site.api_key.lower()}.rest.akismet.com")[1],
+        post(client, "verify-key", {"api_key": site.api_key})[1],
     ]
-    assert answers == [200, 200, 429]
+    assert answers == [200, 200, 429, 429]
+    bearer = {"Authorization": f"Bearer {site.api_key}"}
+    assert client.get("/v1/policy", headers=bearer).status_code == 429
     app.extensions["moderation"].redis.close()

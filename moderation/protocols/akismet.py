@@ -7,9 +7,10 @@ blatant spam and an `X-akismet-debug-help` header that explains an error.
 The key comes in the form (`api_key`; the account calls send `key`) or, as most clients send
 it, as the leftmost label of the host name: `https://KEY.rest.akismet.com/1.1/comment-check`
 (Node's and Perl's clients, python-akismet, Ruby's, Go's, Discourse's). Host names arrive
-lowercased from some clients, so Akismet-shaped keys are matched in any case. WordPress's
-plugin sends both `key` (the key being verified) and `api_key` (the key saved before), so the
-account calls prefer `key` and the comment calls `api_key`.
+lowercased from some clients, so keys are matched in any case
+(`SiteStore.authenticate_akismet`). WordPress's plugin sends both `key` (the key being
+verified) and `api_key` (the key saved before), so the account calls prefer `key` and the
+comment calls `api_key`.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def host_key(host: str) -> str | None:
     label, dot, rest = name.partition(".")
     if not dot or not rest:
         return None
-    if keys.is_akismet_key(label) or label.startswith(keys.API_KEY_PREFIX):
+    if keys.is_akismet_key(label) or label.lower().startswith(keys.API_KEY_PREFIX):
         return label
     return None
 

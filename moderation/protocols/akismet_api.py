@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from moderation.checks import check_now
@@ -109,12 +109,20 @@ def request_key() -> str | None:
     return presented_key(form(), host, request_key_fields())
 
 
+def request_site() -> str | None:
+    """The site whose key the request presents, or None; looked up once per request (the
+    rate limit asks first, then the call)."""
+    if "akismet_site" not in g:
+        key = request_key()
+        g.akismet_site = services().sites.authenticate_akismet(key) if key else None
+    return g.akismet_site
+
+
 def authenticated_site() -> str:
     """The site whose key the call presents; Akismet's `invalid` otherwise."""
-    key = request_key()
-    if key is None:
+    if request_key() is None:
         raise AkismetError("Missing required field: api_key.", 'Empty "api_key" value')
-    site = services().sites.authenticate_akismet(key)
+    site = request_site()
     if site is None:
         raise AkismetError("invalid", "The key is not a site's key on this service.")
     return site
