@@ -77,14 +77,23 @@ def handle_http_error(error: HTTPException) -> Response:
     return refusal(AkismetError(error.name, error.description or error.name, status))
 
 
+#: Endpoint -> where its call looks for the key first (`akismet_route` fills it).
+KEY_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
 def akismet_route(
-    name: str, methods: tuple[str, ...] = ("POST",), versions: tuple[str, ...] = V1_1
+    name: str,
+    methods: tuple[str, ...] = ("POST",),
+    versions: tuple[str, ...] = V1_1,
+    key_fields: tuple[str, ...] = COMMENT_KEY_FIELDS,
 ) -> Callable[[F], F]:
-    """Serve a call under the versions Akismet's clients use for it."""
+    """Serve a call under the versions Akismet's clients use for it; `key_fields`: the form
+    fields it reads the key from, in order (the account calls send `key`)."""
 
     def register(view: F) -> F:
         for version in versions:
             blp.add_url_rule(f"/{version}/{name}", view_func=view, methods=list(methods))
+        KEY_FIELDS[f"{blp.name}.{view.__name__}"] = key_fields
         return view
 
     return register
@@ -95,18 +104,12 @@ def form() -> Mapping[str, str]:
     return request.values
 
 
-def request_key_fields() -> tuple[str, ...]:
-    """Where this call looks for the key first (the account calls send `key`)."""
-    endpoint = (request.endpoint or "").rpartition(".")[2]
-    return ACCOUNT_KEY_FIELDS if endpoint in ACCOUNT_CALLS else COMMENT_KEY_FIELDS
-
-
 def request_key() -> str | None:
     """The key this request presents, in the form or the host name (also the rate limits')."""
     # The Host header as sent: werkzeug's `request.host` is empty for a name with "_" in it,
     # which API keys have (DNS names may not, but clients send them).
     host = request.environ.get("HTTP_HOST", "")
-    return presented_key(form(), host, request_key_fields())
+    return presented_key(form(), host, KEY_FIELDS.get(request.endpoint or "", COMMENT_KEY_FIELDS))
 
 
 def request_site() -> str | None:
@@ -181,7 +184,7 @@ def submit_ham() -> Response:
     return submit("ham", LabelKind.OK, "false_positives")
 
 
-@akismet_route("verify-key")
+@akismet_route("verify-key", key_fields=ACCOUNT_KEY_FIELDS)
 def verify_key() -> Response:
     """`valid` when the key (`key`, `api_key` or the host's) is a site's key, else `invalid`."""
     if request_key() is None:
@@ -190,13 +193,13 @@ def verify_key() -> Response:
     return text("valid")
 
 
-@akismet_route("get-subscription")
+@akismet_route("get-subscription", key_fields=ACCOUNT_KEY_FIELDS)
 def get_subscription() -> Response:
     """The account behind the key, as WordPress's settings page reads it (`invalid` if none)."""
     return jsonify(akismet.subscription(authenticated_site()))
 
 
-@akismet_route("get-stats")
+@akismet_route("get-stats", key_fields=ACCOUNT_KEY_FIELDS)
 def get_stats() -> Response:
     """Checks and corrections over `from` ("6-months", "all" or a date), by month."""
     site = authenticated_site()
@@ -205,7 +208,7 @@ def get_stats() -> Response:
     return jsonify(akismet.stats({month: kept[month] for month in months}))
 
 
-@akismet_route("deactivate")
+@akismet_route("deactivate", key_fields=ACCOUNT_KEY_FIELDS)
 def deactivate() -> Response:
     """WordPress calls this when its plugin is turned off; the key stays valid."""
     authenticated_site()
@@ -234,7 +237,3 @@ def usage_limit() -> Response:
 def connectivity_test() -> Response:
     """WordPress's connectivity check: `connected`, no key needed."""
     return text(CONNECTED)
-
-
-#: The calls that send the key as `key` (and maybe an older one as `api_key`).
-ACCOUNT_CALLS = frozenset({"verify_key", "get_subscription", "get_stats", "deactivate"})
