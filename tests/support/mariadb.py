@@ -10,10 +10,10 @@ from __future__ import annotations
 import getpass
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.processes import wait_for
 from tests.support.redis_server import free_port
 
 INSTALL_HINT = "apt-get install -y mariadb-server"
@@ -69,15 +69,20 @@ class MariaDB:
             "--innodb-buffer-pool-size=32M",
         ]
         self.process = subprocess.Popen(server, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        stop_at = time.monotonic() + deadline
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > stop_at:
-                log = (self.directory / "error.log").read_text(errors="replace")[-3000:]
-                self.stop()
-                raise RuntimeError(f"mariadbd on port {self.port} did not start:\n{log}")
-            time.sleep(0.05)
+        try:
+            wait_for(self._answers, timeout=deadline, interval=0.05, what="mariadbd to answer")
+        except (AssertionError, RuntimeError) as error:
+            log = (self.directory / "error.log").read_text(errors="replace")[-3000:]
+            self.stop()
+            raise RuntimeError(f"mariadbd on port {self.port} did not start:\n{log}") from error
 
     def _answers(self) -> bool:
+        """True once the server answers a query; RuntimeError if it exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"mariadbd exited with {self.process.returncode}")
+        return self._queries()
+
+    def _queries(self) -> bool:
         if not self.socket.exists():
             return False
         try:
