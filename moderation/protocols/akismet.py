@@ -274,52 +274,70 @@ def key_sites_query(form: Mapping[str, str], this_month: str) -> KeySitesQuery:
     answer_format = form.get("format", "").strip() or "json"
     if answer_format not in ("json", "csv"):
         raise AkismetError("Invalid field: format.", "format: json or csv")
-    numbers = {}
-    for name, default in (("limit", 10), ("offset", 0)):
-        raw = form.get(name, "").strip() or str(default)
-        if not raw.isdigit() or int(raw) > (MAX_KEY_SITES_LIMIT if name == "limit" else 10**9):
-            raise AkismetError(f"Invalid field: {name}.", f"{name}: a whole number")
-        numbers[name] = int(raw)
     return KeySitesQuery(
-        month, form.get("filter", "").strip(), order, **numbers, format=answer_format
+        month,
+        form.get("filter", "").strip(),
+        order,
+        limit=whole_number(form, "limit", 10, MAX_KEY_SITES_LIMIT),
+        offset=whole_number(form, "offset", 0, 10**9),
+        format=answer_format,
     )
 
 
-def key_sites(query: KeySitesQuery, blogs: Mapping[str, Counts]) -> dict[str, object]:
-    """key-sites (JSON): the blogs that used the key in the month, busiest first."""
-    rows = sorted(
+def whole_number(form: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = form.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) > maximum:
+        raise AkismetError(f"Invalid field: {name}.", f"{name}: a whole number up to {maximum}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class KeySitesPage:
+    """The blogs of one key-sites answer, busiest first, and how many matched in all."""
+
+    query: KeySitesQuery
+    blogs: list[tuple[str, Counts]]
+    total: int
+
+
+def key_sites_page(query: KeySitesQuery, blogs: Mapping[str, Counts]) -> KeySitesPage:
+    """The blogs that used the key in the month and match the filter, in the asked order."""
+    matching = sorted(
         ((blog, counts) for blog, counts in blogs.items() if query.filter in blog),
         key=lambda row: (-sort_value(row[1], query.order), row[0]),
     )
-    page = rows[query.offset : query.offset + query.limit]
+    return KeySitesPage(query, matching[query.offset : query.offset + query.limit], len(matching))
+
+
+def key_sites_json(page: KeySitesPage) -> dict[str, object]:
+    """key-sites as Akismet's JSON: the counts as strings, under the month."""
     return {
-        query.month: [
+        page.query.month: [
             {
                 "site": blog,
                 "api_calls": str(counts.api_calls),
                 **{name: str(getattr(counts, name)) for name in COUNT_FIELDS},
                 "is_revoked": False,
             }
-            for blog, counts in page
+            for blog, counts in page.blogs
         ],
-        "limit": query.limit,
-        "offset": query.offset,
-        "total": len(rows),
+        "limit": page.query.limit,
+        "offset": page.query.offset,
+        "total": page.total,
     }
 
 
-def key_sites_csv(query: KeySitesQuery, answer: Mapping[str, object]) -> str:
-    """key-sites (CSV), as Akismet writes it: a title line, a header, a row per blog."""
-    rows = answer[query.month]
-    assert isinstance(rows, list)
+def key_sites_csv(page: KeySitesPage) -> str:
+    """key-sites as Akismet's CSV: a title line, a header, a row per blog."""
+    query = page.query
     lines = [
         f"Active sites for this key during {query.month} "
-        f"(limit:{query.limit}, offset: {query.offset}, total: {answer['total']})",
+        f"(limit:{query.limit}, offset: {query.offset}, total: {page.total})",
         "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked",
     ]
-    for row in rows:
-        site = '"' + row["site"].replace('"', '""') + '"'
-        values = [row[name] for name in ("api_calls", *COUNT_FIELDS)]
+    for blog, counts in page.blogs:
+        site = '"' + blog.replace('"', '""') + '"'
+        values = [str(counts.api_calls), *(str(getattr(counts, n)) for n in COUNT_FIELDS)]
         lines.append(",".join([site, *values, "false"]))
     return "\n".join(lines) + "\n"
 

@@ -220,10 +220,10 @@ def key_sites() -> Response:
     """The blogs that used the key in a month, with their counts (JSON or CSV)."""
     site = authenticated_site()
     query = akismet.key_sites_query(form(), month_of())
-    answer = akismet.key_sites(query, usage().blogs(site, query.month))
+    page = akismet.key_sites_page(query, usage().blogs(site, query.month))
     if query.format == "csv":
-        return text(akismet.key_sites_csv(query, answer))
-    return jsonify(answer)
+        return text(akismet.key_sites_csv(page))
+    return jsonify(akismet.key_sites_json(page))
 
 
 @akismet_route("usage-limit", methods=("GET", "POST"), versions=V1_2)
