@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from moderation.keyspace import KEYS
+from moderation.policy import ReasonKind, reason_kind
 from moderation.records import Action, Comment, Decision
 
 #: At most this many labels are kept per site (the oldest go first).
@@ -89,9 +90,6 @@ return id
 """
 )
 
-#: Reasons that say a comment was held as spam (the policy's wording).
-_SPAM_REASONS = ("spam ", "honeypot")
-
 
 def kind_of_decision(
     action: Action, before: Decision | None, said: LabelKind | None = None
@@ -109,12 +107,10 @@ def kind_of_decision(
         return said
     if before is None:
         return LabelKind.OTHER
-    reasons = [reason.lower() for reason in before.reasons]
-    if any(r.startswith(_SPAM_REASONS) or r.endswith("allowed") for r in reasons):
+    kinds = {reason_kind(reason) for reason in before.reasons}
+    if ReasonKind.SPAM in kinds:
         return LabelKind.SPAM
-    scores = before.scores or {}
-    toxicity_labels = {label for label in scores if label != "spam"}
-    if any(r.split(" ", 1)[0] in toxicity_labels or r.startswith("banned") for r in reasons):
+    if kinds & {ReasonKind.TOXICITY, ReasonKind.BANNED}:
         return LabelKind.TOXIC
     if not before.scores:
         return LabelKind.OTHER

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from moderation.records import Action
 from moderation.settings import PolicySettings
@@ -31,6 +33,43 @@ class Signals:
 class Verdict:
     action: Action
     reasons: list[str]
+
+
+class ReasonKind(StrEnum):
+    """What a reason of `decide` is about; read back by `reason_kind` (moderators' labels,
+    Coral's flags), so the wording and its reading live here together."""
+
+    SPAM = "spam"  # the spam score, the honeypot, too many links
+    TOXICITY = "toxicity"  # a toxicity label's score
+    BANNED = "banned"  # a banned word
+    SUSPECT = "suspect"  # a suspect word
+    LANGUAGE = "language"  # no live model reads the comment's language
+    PREMODERATION = "premoderation"  # the site holds every comment
+
+
+HONEYPOT_REASON = "honeypot field filled"
+PREMODERATE_REASON = "site premoderates every comment"
+#: `"toxicity 0.93 >= 0.80"`, `'spam 0.91 >= 0.70: "phrase", 2 links'` (the label first).
+_SCORED_REASON = re.compile(r"(\S+) \d+(?:\.\d+)? >= \d+(?:\.\d+)?")
+_LINKS_REASON = re.compile(r"\d+ links? > \d+ allowed")
+
+
+def reason_kind(reason: str) -> ReasonKind | None:
+    """The kind of one of a decision's reasons; None for wording this policy does not give."""
+    scored = _SCORED_REASON.match(reason)
+    if scored:
+        return ReasonKind.SPAM if scored.group(1) == "spam" else ReasonKind.TOXICITY
+    if reason == HONEYPOT_REASON or _LINKS_REASON.fullmatch(reason):
+        return ReasonKind.SPAM
+    if reason.startswith("banned word "):
+        return ReasonKind.BANNED
+    if reason.startswith("suspect word "):
+        return ReasonKind.SUSPECT
+    if reason.startswith("language ") and reason.endswith(": no model"):
+        return ReasonKind.LANGUAGE
+    if reason == PREMODERATE_REASON:
+        return ReasonKind.PREMODERATION
+    return None
 
 
 def _crossed(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
@@ -62,6 +101,7 @@ def _thresholds(
 
 
 def _words(kind: str, entries: tuple[str, ...]) -> list[str]:
+    """`banned word "x"`, `suspect word "y"` (read back by `reason_kind`)."""
     return [f'{kind} word "{entry}"' for entry in entries]
 
 
@@ -78,14 +118,14 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
             reject = {label: value for label, value in reject.items() if label == "spam"}
         reject_reasons = _crossed(scores, reject)
         if signals.honeypot_filled:
-            reject_reasons.append("honeypot field filled")
+            reject_reasons.append(HONEYPOT_REASON)
         reject_reasons += _words("banned", signals.banned_words)
         if reject_reasons:
             return Verdict(Action.REJECT, reject_reasons)
 
     reasons = _crossed(scores, _thresholds(policy.hold, signals, trusted))
     if signals.honeypot_filled:
-        reasons.append("honeypot field filled")
+        reasons.append(HONEYPOT_REASON)
     if signals.link_count > policy.max_links and not trusted:
         noun = "link" if signals.link_count == 1 else "links"
         reasons.append(f"{signals.link_count} {noun} > {policy.max_links} allowed")
@@ -94,5 +134,5 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
     if signals.language_unread and policy.unscored_languages == "hold":
         reasons.append(f"language {signals.language}: no model")
     if policy.premoderate:
-        reasons.append("site premoderates every comment")
+        reasons.append(PREMODERATE_REASON)
     return Verdict(Action.HOLD if reasons else Action.APPROVE, reasons)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moderation.policy import Signals, decide
+from moderation.policy import ReasonKind, Signals, decide, reason_kind
 from moderation.records import Action
 from moderation.settings import PolicySettings
 
@@ -132,3 +132,34 @@ def test_a_model_that_cannot_read_the_text_may_hold_it_but_never_rejects_it():
     assert decide(toxic, Signals(language="en"), policy).action is Action.REJECT
     spam = decide({**CLEAN, "spam": 0.99}, Signals(language="de", language_unread=True), policy)
     assert spam.action is Action.REJECT  # spam is scored in every language
+
+
+def test_every_reason_the_policy_gives_is_read_back_as_its_kind():
+    """Moderators' labels and Coral's flags read reasons with `reason_kind`: a reworded reason
+    must still be read (or this fails)."""
+    signals = Signals(
+        link_count=5,
+        honeypot_filled=True,
+        banned_words=("zq",),
+        suspect_words=("qz",),
+        language="fr",
+        language_unread=True,
+    )
+    policy = PolicySettings(premoderate=True)
+    scores = {"toxicity": 0.95, "insult": 0.9, "spam": 0.99}
+    reasons = decide(scores, signals, policy).reasons
+    kinds = [reason_kind(reason) for reason in reasons]
+    assert kinds == [
+        ReasonKind.SPAM,  # spam 0.99 >= ...
+        ReasonKind.TOXICITY,  # toxicity 0.95 >= ...
+        ReasonKind.TOXICITY,  # insult 0.90 >= ...
+        ReasonKind.SPAM,  # honeypot
+        ReasonKind.SPAM,  # 5 links > 2 allowed
+        ReasonKind.BANNED,
+        ReasonKind.SUSPECT,
+        ReasonKind.LANGUAGE,
+        ReasonKind.PREMODERATION,
+    ], reasons
+    explained = 'spam 1.00 >= 0.70: "channel and subscribe", 1 link'
+    assert reason_kind(explained) is ReasonKind.SPAM
+    assert reason_kind("something a moderator wrote") is None

@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -54,6 +53,7 @@ from typing import Any
 import marshmallow as ma
 
 from moderation.errors import flatten_fields
+from moderation.policy import ReasonKind, reason_kind
 from moderation.records import Action, Decision, Submission
 from moderation.schemas import CommentSubmissionSchema
 from moderation.store import SCORING_FAILED
@@ -267,36 +267,28 @@ def has_text(request: ModerationRequest) -> bool:
 
 # --- the answer ----------------------------------------------------------------------------
 
-#: A scored reason (`"toxicity 0.93 >= 0.80"`, `'spam 0.91 >= 0.70: "phrase", 2 links'`).
-SCORED_REASON = re.compile(r"^(\S+) [0-9.]+ >= [0-9.]+")
-#: The links reason (`"3 links > 2 allowed"`).
-LINKS_REASON = re.compile(r"^\d+ links? > ")
-
-
-def reason_kind(reason: str) -> str | None:
-    """TOXIC or SPAM for one of a decision's reasons, None for one that is neither (the site
-    premoderates every comment). Scored reasons by their label (`spam`, else a toxicity label,
-    the site's learned one included); `honeypot field filled` and too many links are spam;
-    banned and suspect words and `language xx: no model` (toxicity unread) are toxic."""
-    scored = SCORED_REASON.match(reason)
-    if scored:
-        return SPAM if scored.group(1) == "spam" else TOXIC
-    if reason.startswith("honeypot") or LINKS_REASON.match(reason):
-        return SPAM
-    if reason.startswith(("banned word", "suspect word", "language ")):
-        return TOXIC
-    return None
+#: Coral's flag for each kind of reason (`moderation.policy.reason_kind`): spam scores, the
+#: honeypot and too many links are spam; toxicity scores (the site's learned one included),
+#: banned and suspect words and an unread language are toxic; premoderation is neither.
+FLAG_OF_KIND = {
+    ReasonKind.SPAM: SPAM,
+    ReasonKind.TOXICITY: TOXIC,
+    ReasonKind.BANNED: TOXIC,
+    ReasonKind.SUSPECT: TOXIC,
+    ReasonKind.LANGUAGE: TOXIC,
+}
 
 
 def flag_reasons(reasons: Sequence[str]) -> list[str]:
     """The distinct flag reasons, the strongest first (a decision lists its scored reasons by
     score, highest first)."""
-    kinds: list[str] = []
+    flags: list[str] = []
     for reason in reasons:
         kind = reason_kind(reason)
-        if kind and kind not in kinds:
-            kinds.append(kind)
-    return kinds
+        flag = FLAG_OF_KIND.get(kind) if kind else None
+        if flag and flag not in flags:
+            flags.append(flag)
+    return flags
 
 
 def flags(kinds: Sequence[str]) -> list[dict[str, str]]:
@@ -318,7 +310,7 @@ def answer(decision: Decision | None) -> Answer:
     kinds = flag_reasons(decision.reasons)
     if decision.action is Action.HOLD:
         return Answer(200, {"status": WITHHELD, "actions": flags(kinds)}, outcome="hold")
-    banned = any(reason.startswith("banned word") for reason in decision.reasons)
+    banned = any(reason_kind(reason) is ReasonKind.BANNED for reason in decision.reasons)
     code = BANNED_WORD_CODE if banned else REJECTION_CODES[kinds[0] if kinds else TOXIC]
     body = {
         "status": REJECTED,
