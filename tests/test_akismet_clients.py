@@ -28,6 +28,8 @@ from flask.testing import FlaskClient
 from moderation.app import create_app
 from moderation.keyspace import KEYS
 from moderation.labels import LabelStore
+from moderation.protocols.akismet import Counts
+from moderation.protocols.akismet_usage import MAX_BLOGS, AkismetUsage
 from moderation.sites import API_KEY_FOLDED, SiteCredentials, SiteStore
 from tests.support.load import served_api
 from tests.support.processes import PROJECT_ROOT, running_worker
@@ -329,3 +331,21 @@ def test_rate_limits_count_a_site_however_its_key_is_spelled(settings, site) -> 
     bearer = {"Authorization": f"Bearer {site.api_key}"}
     assert client.get("/v1/policy", headers=bearer).status_code == 429
     app.extensions["moderation"].redis.close()
+
+
+def test_usage_counts_every_call_but_at_most_max_blogs_blogs(redis_client) -> None:
+    """A client sending a new `blog` with every call cannot grow a month without bound: its
+    calls count in the totals, blogs past the cap are not listed, known ones still count."""
+    usage = AkismetUsage(redis_client)
+    for number in range(MAX_BLOGS):
+        usage.record("news", f"https://blog-{number}.example", "ham")
+    usage.record("news", "https://one-too-many.example", "spam")
+    usage.record("news", "https://blog-0.example", "spam")
+    usage.record("news", "", "ham")  # no blog: the totals only
+
+    (month,) = usage.months("news")
+    assert usage.months("news")[month] == Counts(spam=2, ham=MAX_BLOGS + 1)
+    blogs = usage.blogs("news", month)
+    assert len(blogs) == MAX_BLOGS and "https://one-too-many.example" not in blogs
+    assert blogs["https://blog-0.example"] == Counts(spam=1, ham=1)
+    assert usage.calls("news", month) == MAX_BLOGS + 3

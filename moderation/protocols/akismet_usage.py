@@ -1,10 +1,11 @@
 """What the Akismet account calls report (get-stats, key-sites, usage-limit): a site's Akismet
 calls counted per month in Redis, in total and per blog (the `blog` URL each call names).
 
-One hash per site and month (`spam`, `ham`, `missed_spam`, `false_positives`, and the same
-per blog as `<blog>\\t<field>`), kept about 13 months; a set lists the months kept. A month
-records at most MAX_BLOGS distinct blogs, so a client sending random `blog` values cannot grow
-it without bound (its calls still count in the totals).
+One hash per site and month, kept about 13 months (a set lists the months kept):
+`spam`, `ham`, `missed_spam`, `false_positives` in total; the same per blog as
+`<blog><TAB><count>`; a marker `<blog><TAB>` per blog listed and their number in `blogs`. A
+month lists at most MAX_BLOGS blogs, so a client sending a new `blog` with every call cannot
+grow it without bound (its calls still count in the totals).
 """
 
 from __future__ import annotations
@@ -21,6 +22,25 @@ MAX_BLOGS = 1_000
 MAX_BLOG_CHARS = 200
 BLOG_SEPARATOR = "\t"
 
+#: One round trip on the check's path, and the cap on blogs cannot be overrun by a race.
+#: KEYS: the month's hash, the set of months. ARGV: the count, the blog ('' for none), the cap
+#: on blogs, the seconds to keep the month, the month.
+_RECORD_SCRIPT = """
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[2] ~= '' then
+  local marker = ARGV[2] .. '\\t'
+  local listed = redis.call('HEXISTS', KEYS[1], marker) == 1
+  if not listed and tonumber(redis.call('HGET', KEYS[1], 'blogs') or '0') < tonumber(ARGV[3]) then
+    redis.call('HSET', KEYS[1], marker, 1)
+    redis.call('HINCRBY', KEYS[1], 'blogs', 1)
+    listed = true
+  end
+  if listed then redis.call('HINCRBY', KEYS[1], marker .. ARGV[1], 1) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[5])
+"""
+
 
 def month_of(timestamp: float | None = None) -> str:
     """ "YYYY-MM" in UTC."""
@@ -34,26 +54,18 @@ def counts_from(fields: dict[str, int]) -> Counts:
 class AkismetUsage:
     def __init__(self, connection: redis.Redis) -> None:
         self.redis = connection
+        self._record = connection.register_script(_RECORD_SCRIPT)
 
     def record(self, site: str, blog: str, field: str) -> None:
         """Count one call's outcome (`field` is one of COUNT_FIELDS) for this month."""
         if field not in COUNT_FIELDS:
             raise ValueError(f"not an Akismet count: {field!r}")
         month = month_of()
-        key = KEYS.akismet_usage(site, month)
         blog = blog.replace(BLOG_SEPARATOR, " ").strip()[:MAX_BLOG_CHARS]
-        per_blog = f"{blog}{BLOG_SEPARATOR}{field}"
-        known_blog = blog and (
-            self.redis.hexists(key, per_blog)
-            or self.redis.hlen(key) < (MAX_BLOGS + 1) * len(COUNT_FIELDS)
+        self._record(
+            keys=[KEYS.akismet_usage(site, month), KEYS.akismet_months(site)],
+            args=[field, blog, MAX_BLOGS, MONTHS_KEPT_SECONDS, month],
         )
-        with self.redis.pipeline() as pipe:
-            pipe.hincrby(key, field, 1)
-            if known_blog:
-                pipe.hincrby(key, per_blog, 1)
-            pipe.expire(key, MONTHS_KEPT_SECONDS)
-            pipe.sadd(KEYS.akismet_months(site), month)
-            pipe.execute()
 
     def months(self, site: str) -> dict[str, Counts]:
         """Every kept month's totals, by "YYYY-MM"."""
