@@ -29,11 +29,12 @@ import redis
 from tqdm import tqdm
 
 from moderation.client import ModerationClient, ModerationError
+from moderation.connections import connect
+from moderation.durability import Durability
 from moderation.errors import flatten_fields
 from moderation.queue import ScoringEnqueuer
 from moderation.records import Submission
 from moderation.schemas import CommentSubmissionSchema
-from moderation.services import connect
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore, ConflictError
@@ -179,7 +180,11 @@ class DirectTarget:
         self.connection = connect(settings.redis_url)
         self.site = site
         self.name = f"redis site {site}"
-        self.store = CommentStore(self.connection, track_retention=settings.retention_days > 0)
+        self.store = CommentStore(
+            self.connection,
+            track_retention=settings.retention_days > 0,
+            durability=Durability.from_settings(settings),
+        )
         self.enqueue = ScoringEnqueuer(self.connection, settings)
         try:
             known = SiteStore(self.connection, None).get(site) is not None
@@ -190,7 +195,9 @@ class DirectTarget:
 
     def submit(self, comments: list[JSON]) -> list[JSON]:
         try:
-            return [self._accept(comment) for comment in comments]
+            results = [self._accept(comment) for comment in comments]
+            self.store.confirm()  # one wait for the disk (or replicas) covers the chunk
+            return results
         except redis.RedisError as error:
             raise BackfillError(f"Redis is unavailable: {error}") from None
 
@@ -212,7 +219,7 @@ class DirectTarget:
             honeypot=body.get("honeypot", ""),
         )
         try:
-            created = self.store.accept(self.site, submission, self.enqueue).created
+            created = self.store.accept(self.site, submission, self.enqueue, confirm=False).created
         except ConflictError:
             message = f"Comment {submission.id!r} was already submitted with different content."
             return {

@@ -48,7 +48,15 @@ def check_many(
     ]
     for check in checks:
         # Ahead of queued comments: the caller is waiting, and nobody waits on those.
-        svc.comments.accept(site, check, svc.enqueue_scoring.ahead, keep_text=False, is_check=True)
+        # A check kept only to answer now need not wait for Redis's disk (or its replicas).
+        svc.comments.accept(
+            site,
+            check,
+            svc.enqueue_scoring.ahead,
+            keep_text=False,
+            is_check=True,
+            confirm=keep_record,
+        )
     deadline = time.monotonic() + timeout
     results: list[Comment | None] = []
     for check in checks:

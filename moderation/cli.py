@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from moderation.cli_settings import with_settings
+from moderation.cli_settings import require_durability, with_settings
 from moderation.model_commands import models as models_group
 from moderation.settings import Settings
 
@@ -31,6 +31,7 @@ def serve(settings: Settings) -> None:
     from moderation.server import run_api
 
     configure_logging(settings)
+    require_durability(settings)
     run_api(settings)
 
 
@@ -43,6 +44,7 @@ def serve(settings: Settings) -> None:
 def worker(settings: Settings, burst: bool, deliveries: bool) -> None:
     """Run one scoring worker process (run as many as you like, on any host)."""
     configure_logging(settings)
+    require_durability(settings)
     if deliveries:
         from workers.deliveries import run_delivery_worker
 
@@ -137,8 +139,8 @@ def backfill(
 @with_settings
 def status(settings: Settings, as_json: bool) -> None:
     """Queues, workers, pending and failed counts."""
+    from moderation.connections import connect
     from moderation.operations import status as read_status
-    from moderation.services import connect
 
     report = read_status(connect(settings.redis_url))
     if as_json:
@@ -166,8 +168,8 @@ def status(settings: Settings, as_json: bool) -> None:
 @with_settings
 def requeue(settings: Settings, deliveries: bool) -> None:
     """Re-enqueue failed scoring jobs (their comments go back to pending) or deliveries."""
+    from moderation.connections import connect
     from moderation.operations import requeue_failed
-    from moderation.services import connect
 
     count = requeue_failed(connect(settings.redis_url), settings, deliveries=deliveries)
     click.echo(f"requeued {count} failed {'deliveries' if deliveries else 'scoring jobs'}")
@@ -182,7 +184,7 @@ def sites() -> None:
 
 
 def site_store(settings: Settings) -> Any:
-    from moderation.services import connect
+    from moderation.connections import connect
     from moderation.sites import SiteStore
 
     return SiteStore(connect(settings.redis_url), settings.secret_key)
@@ -276,8 +278,8 @@ def moderators() -> None:
 
 
 def moderator_store(settings: Settings) -> Any:
+    from moderation.connections import connect
     from moderation.moderators import ModeratorStore
-    from moderation.services import connect
 
     return ModeratorStore(connect(settings.redis_url))
 

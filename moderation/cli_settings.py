@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from moderation import settings as settings_module
+from moderation.connections import connect
+from moderation.durability import Durability, DurabilityUnavailable
 from moderation.settings import Settings, SettingsError
 
 
@@ -28,3 +30,18 @@ def with_settings(command: Callable[..., Any]) -> Callable[..., Any]:
         return command(load_settings(), *args, **kwargs)
 
     return wrapper
+
+
+def require_durability(settings: Settings) -> None:
+    """Stop a process that would write comments or decisions when its Redis cannot keep what
+    MODERATION_DURABILITY promises (the message names the Redis setting to change)."""
+    durability = Durability.from_settings(settings)
+    if not durability.enabled:
+        return
+    connection = connect(settings.redis_url)
+    try:
+        durability.require(connection)
+    except DurabilityUnavailable as error:
+        raise click.ClickException(f"refusing to start: {error}") from None
+    finally:
+        connection.close()

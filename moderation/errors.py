@@ -12,6 +12,9 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from moderation.durability import RETRY_AFTER as DURABILITY_RETRY_AFTER
+from moderation.durability import NotDurable
+
 log = logging.getLogger(__name__)
 
 #: Seconds a client should wait before retrying when Redis is unavailable.
@@ -127,6 +130,16 @@ def from_http_exception(error: HTTPException) -> ApiError:
     return ApiError(status, message, headers=headers)
 
 
+def not_durable_error() -> ApiError:
+    """Redis stored the write but did not confirm it on disk (or at a replica) in time."""
+    return ApiError(
+        503,
+        "Storage did not confirm this write is kept (MODERATION_DURABILITY); it may or may "
+        "not have been stored. Retry with the same id: a 200 or 202 then means it is kept.",
+        headers={"Retry-After": str(DURABILITY_RETRY_AFTER)},
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers; flask-smorest's own handler is overridden in `api.Api`."""
 
@@ -137,6 +150,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     def handle_redis_down(error: Exception) -> Response:
+        if isinstance(error, NotDurable):
+            log.warning("write not confirmed durable: %s", error)
+            return error_response(not_durable_error())
         log.warning("Redis unavailable: %s", type(error).__name__)
         return error_response(
             ApiError(

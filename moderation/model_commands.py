@@ -20,7 +20,7 @@ def models() -> None:
 
 
 def _connect(settings: Settings, site: str) -> Any:
-    from moderation.services import connect
+    from moderation.connections import connect
     from moderation.sites import SiteStore
 
     connection = connect(settings.redis_url)

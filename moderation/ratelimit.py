@@ -26,6 +26,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 
 from moderation import keys
 from moderation.auth import bearer_token
+from moderation.connections import is_sentinel_url
 from moderation.errors import ApiError, error_response
 from moderation.keyspace import KEYS
 from moderation.protocols import akismet_api
@@ -155,12 +156,15 @@ def breach_handler(limiter: Limiter) -> Callable[[RateLimitExceeded], Response]:
 
 
 def storage_uri(redis_url: str) -> str:
-    """limits spells a Unix socket URL `redis+unix://`."""
-    return (
-        "redis+unix://" + redis_url.removeprefix("unix://")
-        if redis_url.startswith("unix://")
-        else redis_url
-    )
+    """The URL that picks limits' storage class. limits spells a Unix socket `redis+unix://`.
+    A Sentinel URL becomes plain `redis://`: limits is handed the app's own connection pool,
+    which already follows the Sentinels (limits' Sentinel storage would read `/<master>/<db>`
+    as one master name, and open connections of its own)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url.removeprefix("unix://")
+    if is_sentinel_url(redis_url):
+        return "redis://sentinel-master"  # only the scheme counts: the pool is given
+    return redis_url
 
 
 def init_app(app: Flask, settings: Settings, app_services: Services) -> Limiter:

@@ -9,7 +9,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from moderation.settings import UNSCORED_LANGUAGE_ACTIONS
+from moderation.settings import DURABILITY_MODES, UNSCORED_LANGUAGE_ACTIONS
 from moderation.sites import valid_site_name
 
 MAX_WAIT_SECONDS = 10.0
@@ -208,6 +208,10 @@ class ReadinessSchema(ma.Schema):
     languages = fields.List(
         fields.String(),
         metadata={"description": "the languages some live worker's toxicity model reads"},
+    )
+    durability = fields.String(
+        validate=validate.OneOf(DURABILITY_MODES),
+        metadata={"description": "MODERATION_DURABILITY of this API process: what a 202 waits for"},
     )
 
 

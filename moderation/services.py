@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from moderation.connections import connect
 from moderation.coral_secrets import CoralSecretStore
 from moderation.deliveries import DeliveryLog, Outbox
+from moderation.durability import Durability
 from moderation.labels import LabelStore
 from moderation.moderators import ModeratorStore
 from moderation.policies import PolicyStore
@@ -19,17 +19,6 @@ from moderation.review import ReviewService
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
-
-
-def connect(url: str, *, socket_timeout: float | None = 10.0) -> redis.Redis:
-    """A Redis client that fails fast when Redis is down (the API answers 503 at once)."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=2.0,
-        socket_timeout=socket_timeout,
-        health_check_interval=30,
-        retry=Retry(NoBackoff(), retries=1),
-    )
 
 
 @dataclass(frozen=True)
@@ -50,7 +39,11 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     connection = connect(settings.redis_url)
-    comments = CommentStore(connection, track_retention=settings.retention_days > 0)
+    comments = CommentStore(
+        connection,
+        track_retention=settings.retention_days > 0,
+        durability=Durability.from_settings(settings),
+    )
     sites = SiteStore(connection, settings.secret_key)
     outbox = Outbox(connection, comments, sites, DeliveryEnqueuer(connection, settings))
     # Each new label asks for the site's models to be retrained.

@@ -15,11 +15,16 @@ from urllib.parse import urlparse
 
 from limits import parse_many
 
+from moderation.connections import check_url
+
 T = TypeVar("T")
 
 TOXICITY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 UNSCORED_LANGUAGE_ACTIONS = ("hold", "approve")
+#: What a 202 (and a decision) waits for: nothing more than Redis's reply (`off`), the write
+#: on Redis's disk (`disk`), and on the disk and at least one replica as well (`replica`).
+DURABILITY_MODES = ("off", "disk", "replica")
 
 DEFAULT_HOLD_THRESHOLDS: dict[str, float] = {
     "toxicity": 0.80,
@@ -94,6 +99,11 @@ class Settings:
     max_wait_seconds: float = 10.0
     #: Seconds `POST /coral/<site>` waits for a score: under Coral's 200 ms phase timeout.
     coral_timeout: float = 0.18
+    durability: str = "off"
+    #: Seconds a write waits for Redis to confirm it is on disk (or at a replica).
+    durability_timeout: float = 2.0
+    #: Replicas that must confirm a write with `durability` = replica.
+    durability_replicas: int = 1
     web_concurrency: int = 2
     web_threads: int = 8
     job_timeout: int = 60
@@ -197,10 +207,7 @@ def _public_url(raw: str) -> str:
 
 
 def _redis_url(raw: str) -> str:
-    scheme = urlparse(raw).scheme
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("expected redis://host:port/db, rediss://... or unix:///path")
-    return raw
+    return check_url(raw.strip())
 
 
 def _toxicity_model(raw: str) -> str:
@@ -308,6 +315,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_DETOXIFY_CONFIG_DIR": ("detoxify_config_dir", _directory),
     "MODERATION_TOXICITY_LANGUAGES": ("toxicity_languages", _languages),
     "MODERATION_PRECISION": ("precision", _choice(*PRECISIONS)),
+    "MODERATION_DURABILITY": ("durability", _choice(*DURABILITY_MODES)),
+    "MODERATION_DURABILITY_TIMEOUT": ("durability_timeout", _positive(float)),
+    "MODERATION_DURABILITY_REPLICAS": ("durability_replicas", _positive(int)),
     "MODERATION_MAX_TOKENS": ("max_tokens", _positive(int)),
     "MODERATION_TORCH_THREADS": ("torch_threads", _positive(int)),
     "MODERATION_BATCH_SIZE": ("batch_size", _positive(int)),

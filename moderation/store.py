@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from moderation.durability import Durability
 from moderation.keyspace import KEYS
 from moderation.labels import FORGET_LABEL_LUA
 from moderation.records import (
@@ -155,9 +156,16 @@ def pending_member(site: str, comment_id: str) -> str:
 class CommentStore:
     """Reads and writes comments; every write that matters is one atomic Redis step."""
 
-    def __init__(self, connection: redis.Redis, *, track_retention: bool = False) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        track_retention: bool = False,
+        durability: Durability | None = None,
+    ) -> None:
         self.redis = connection
         self.track_retention = track_retention
+        self.durability = durability or Durability()
         self._decide = connection.register_script(_DECIDE_SCRIPT)
         self._erase = connection.register_script(_ERASE_SCRIPT)
 
@@ -171,13 +179,33 @@ class CommentStore:
         *,
         keep_text: bool = True,
         is_check: bool = False,
+        confirm: bool = True,
     ) -> Accepted:
         """Store a new comment and its scoring job in one transaction, or return the existing one.
 
         With `keep_text` false the text and personal fields are erased when it is decided; a
         check (`is_check`) is announced to no webhook. Raises ConflictError when the id exists
-        with other content.
+        with other content. Returns once the comment keeps the durability promise, new or found
+        (NotDurable if Redis does not confirm it); `confirm=False` leaves that to the caller's
+        own `confirm()` after a batch.
         """
+        accepted = self._store_new(site, submission, enqueue, keep_text, is_check)
+        if confirm:
+            self.confirm()
+        return accepted
+
+    def confirm(self) -> None:
+        """Return once every write so far keeps the durability promise (see durability.py)."""
+        self.durability.confirm(self.redis)
+
+    def _store_new(
+        self,
+        site: str,
+        submission: Submission,
+        enqueue: Enqueue,
+        keep_text: bool,
+        is_check: bool,
+    ) -> Accepted:
         key = KEYS.comment(site, submission.id)
         digest = content_hash(submission)
         with self.redis.pipeline() as pipe:
@@ -292,9 +320,10 @@ class CommentStore:
                 pipe.zrem(KEYS.held(site), comment_id)
                 pipe.rpush(KEYS.audit(site, comment_id), event)
                 pipe.execute()
-                return True
             except redis.WatchError:
                 return False
+        self.confirm()
+        return True
 
     def pending_count(self) -> int:
         return int(self.redis.zcard(KEYS.pending))
@@ -354,6 +383,7 @@ class CommentStore:
                 json.dumps(dict(highlights)) if highlights else "",
             ],
         )
+        self.confirm()  # also when it was decided already: confirms that earlier decision
         code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
         if code == -1:
             return DecideOutcome(stored=False, status=None)
@@ -428,6 +458,7 @@ class CommentStore:
             ],
             args=[comment_id, pending_member(site, comment_id), actor, repr(utc_now())],
         )
+        self.confirm()
         return int(result) == 1
 
     def erase_approved_before(self, cutoff: float, limit: int = 500) -> int:

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from moderation.app import create_app
 from moderation.settings import Settings
 from moderation.sites import SiteCredentials, SiteStore
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, lost_page_cache_library
 from tests.support.tiny_detoxify import TinyDetoxify, build_tiny_detoxify
 
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
@@ -26,6 +26,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def lost_page_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The LD_PRELOAD library under which a killed Redis loses what it had not fsynced."""
+    return lost_page_cache_library(tmp_path_factory.mktemp("lost-page-cache"))
 
 
 @pytest.fixture

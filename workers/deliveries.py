@@ -23,9 +23,10 @@ from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 
 from moderation import keys
+from moderation.connections import connect
 from moderation.deliveries import UnresponsiveReceivers
 from moderation.queue import delivery_queue
-from moderation.services import Services, build_services, connect
+from moderation.services import Services, build_services
 from moderation.settings import Settings, from_env
 from moderation.webhooks import DeliveryResult, deliver, webhook_session
 from workers.outages import RidesOutOutages

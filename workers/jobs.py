@@ -132,6 +132,8 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     if comment.erased_at is not None:
         return {"outcome": "erased"}
     if comment.status is not Status.PENDING:
+        # A retry after Redis did not confirm the decision (NotDurable): confirm it now.
+        runtime.store.confirm()
         return {"outcome": "already_decided", "status": comment.status.value}
     route = route or runtime.languages.route(comment)
     if route.placement is Placement.HAND_OVER:
@@ -156,7 +158,7 @@ def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
     if job.retries_left:
         return
     site, comment_id = job.args
-    store = CommentStore(connection)
+    store = current_runtime().store if runtime_started() else CommentStore(connection)
     decision = Decision(
         action=Action.HOLD,
         reasons=[SCORING_FAILED],

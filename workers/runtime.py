@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass, field
 
 from moderation import settings as settings_module
+from moderation.connections import connect
 from moderation.deliveries import Outbox
+from moderation.durability import Durability
 from moderation.labels import LabelStore
 from moderation.languages import LanguageDetector
 from moderation.metrics import RedisCounters
@@ -20,7 +22,6 @@ from moderation.model_registry import ModelRegistry
 from moderation.policies import PolicyStore
 from moderation.queue import DeliveryEnqueuer, LearningEnqueuer, ScoringEnqueuer
 from moderation.records import Comment
-from moderation.services import connect
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
@@ -114,7 +115,11 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
     log.info("spam model ready: %s", spam.name)
     log.info("toxicity model reads: %s", ", ".join(sorted(toxicity.languages)))
     connection = connect(settings.redis_url)
-    store = CommentStore(connection, track_retention=settings.retention_days > 0)
+    store = CommentStore(
+        connection,
+        track_retention=settings.retention_days > 0,
+        durability=Durability.from_settings(settings),
+    )
     sites = SiteStore(connection, settings.secret_key)
     registry = ModelRegistry(connection)
     _runtime = WorkerRuntime(

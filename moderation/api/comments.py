@@ -77,13 +77,18 @@ def submission_from(body: dict[str, Any]) -> Submission:
     )
 
 
-def accept(body: dict[str, Any]) -> Accepted:
-    """Store and queue one validated comment; 409 if its id is taken by other content."""
+def accept(body: dict[str, Any], *, confirm: bool = True) -> Accepted:
+    """Store and queue one validated comment; 409 if its id is taken by other content.
+    `confirm=False`: the caller confirms the durability of a whole batch once at its end."""
     svc = services()
     submission = submission_from(body)
     try:
         return svc.comments.accept(
-            current_site(), submission, svc.enqueue_scoring, keep_text=body.get("store", True)
+            current_site(),
+            submission,
+            svc.enqueue_scoring,
+            keep_text=body.get("store", True),
+            confirm=confirm,
         )
     except ConflictError as conflict:
         raise ApiError(
@@ -120,7 +125,7 @@ def batch_item(item: Any) -> dict[str, Any]:
         body = CommentSubmissionSchema().load(item)
         if not body["store"]:
             raise ma.ValidationError({"store": ['"store": false is not available in a batch.']})
-        created = accept(body).created
+        created = accept(body, confirm=False).created
     except ma.ValidationError as error:
         fields = flatten_fields(error.messages)
         message = f"Invalid fields: {', '.join(sorted(fields))}."
@@ -136,7 +141,9 @@ def batch_item(item: Any) -> dict[str, Any]:
 @blp.response(200, BatchResponseSchema)
 def batch(body: dict[str, Any]) -> dict[str, Any]:
     """Submit up to 100 comments; one result per comment, in order."""
-    return {"results": unicode_safe([batch_item(item) for item in body["comments"]])}
+    results = [batch_item(item) for item in body["comments"]]
+    services().comments.confirm()  # one wait for the disk (or replicas) covers the batch
+    return {"results": unicode_safe(results)}
 
 
 @blp.route("/<path:comment_id>")

@@ -63,6 +63,7 @@ def readyz() -> Any:
         "toxicity_model": toxicity_models[0] if len(toxicity_models) == 1 else toxicity_models,
         "precision": precisions[0] if len(precisions) == 1 else precisions,
         "languages": sorted(languages_read(models.values())),
+        "durability": svc.settings.durability,
         "missing": [] if workers else ["workers"],
     }
     return (body, 200) if workers else (body, 503, {"Retry-After": "5"})

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-import redis
 from rq import Worker
 
+from moderation.connections import connect
 from moderation.queue import delivery_queue, scoring_queue
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ def moderation_env(redis_url: str, extra: Mapping[str, str] | None = None) -> di
 
 
 def live_workers(redis_url: str, deliveries: bool = False) -> list[Worker]:
-    with redis.Redis.from_url(redis_url) as connection:
+    with connect(redis_url) as connection:
         queue = delivery_queue(connection) if deliveries else scoring_queue(connection)
         return Worker.all(connection=connection, queue=queue)
 

@@ -1,0 +1,88 @@
+"""Redis fails over under load: the service follows the Sentinels without a restart.
+
+Real processes: a master and its replica (`appendonly yes`, `appendfsync always`), three
+`redis-server --sentinel`, `moderation serve` and two `moderation worker`s, all given only
+`REDIS_URL=redis+sentinel://...` and MODERATION_DURABILITY=replica; a client thread submits
+comments nonstop while the master is SIGKILLed. The Sentinels promote the replica; the old
+master comes back and becomes the new master's replica (`replica` needs one to confirm).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from moderation.connections import connect
+from moderation.sites import SiteStore
+from moderation.store import CommentStore
+from tests.conftest import TEST_SECRET_KEY
+from tests.support.load import CommentLoad, automatic_decision_counts, served_api
+from tests.support.processes import PROJECT_ROOT, moderation_env, running_worker, wait_for
+from tests.support.sentinel import SentinelSet
+
+pytestmark = pytest.mark.e2e
+
+DURABLE = {"MODERATION_DURABILITY": "replica", "MODERATION_SWEEP_AFTER": "2"}
+
+
+def test_a_master_killed_mid_load_loses_no_acknowledged_comment(tmp_path):
+    with SentinelSet(tmp_path / "redis", appendfsync="always") as redis_set:
+        url = redis_set.url
+        connection = connect(url)
+        api_key = SiteStore(connection, TEST_SECRET_KEY).create("news").api_key
+        with (
+            running_worker(url, tmp_path / "worker-1.log", DURABLE) as first,
+            running_worker(url, tmp_path / "worker-2.log", DURABLE) as second,
+            served_api(url, tmp_path, DURABLE) as base,
+            CommentLoad(base, api_key) as load,
+        ):
+            load.wait_for(
+                lambda: load.count(202) >= 100 and load.seconds_of(202) >= 3,
+                what="100 accepted comments over 3 s",
+            )
+            old_port = redis_set.master_port()
+            killed_at = time.monotonic()
+            redis_set.master.kill()
+            redis_set.wait_for_failover(old_port)
+            # The old master returns; the Sentinels make it the new master's replica.
+            redis_set.master.start()
+            accepted_before = load.count(202)
+            load.wait_for(
+                lambda: load.count(202) >= accepted_before + 100,
+                timeout=60,
+                what="100 more accepted comments after the failover",
+            )
+            load.stop()
+            assert first.poll() is None and second.poll() is None
+            # The command line finds the new master through the Sentinels as well.
+            status = subprocess.run(
+                [sys.executable, "-m", "moderation.cli", "status", "--json"],
+                env=moderation_env(url),
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert status.returncode == 0, status.stderr[-2000:]
+            assert json.loads(status.stdout)["queues"]["scoring"]["workers"], status.stdout
+            store = CommentStore(connection)
+            wait_for(
+                lambda: store.pending_count() == 0,
+                timeout=60,
+                interval=0.1,
+                what="every comment to be decided",
+            )
+        answers = load.answers
+        statuses = {answer.status for answer in answers}
+        assert statuses <= {202, 503}, [a for a in answers if a.status not in (202, 503)][:5]
+        assert all(a.retry_after and int(a.retry_after) > 0 for a in answers if a.status == 503)
+        assert any(a.status == 503 and a.at > killed_at for a in answers)  # it did fail over
+        accepted = [answer.comment_id for answer in answers if answer.status == 202]
+        counts = automatic_decision_counts(connection, "news", accepted)
+        wrong = {comment_id: n for comment_id, n in counts.items() if n != 1}
+        assert not wrong, f"{len(wrong)} of {len(accepted)} not decided exactly once: {wrong}"
+        connection.close()
