@@ -1,7 +1,10 @@
-"""Rate limits: per API key, per moderator, per login name and address; 429 with Retry-After."""
+"""Rate limits: per API key, per moderator, per login name and address, and on failed
+authentication per address and key prefix (valid credentials never refused by it); 429 with
+Retry-After."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,7 +16,9 @@ from moderation.app import create_app
 from moderation.keys import digest
 from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
 from moderation.settings import Settings, SettingsError, from_env
+from tests.support.coral import SECRET, headers_for, moderation_request, serialised
 from tests.support.held import log_in
+from tests.support.perspective import google_error
 
 TIGHT = {
     "rate_limit_site": "3 per minute",
@@ -111,26 +116,172 @@ def test_the_limiter_keeps_digests_of_keys_not_keys(tight, site, redis_client):
 
 # --- failed authentication -------------------------------------------------------------------
 
+STRANGER, NEIGHBOUR = "203.0.113.7", "198.51.100.1"
 
-def test_repeated_bad_keys_from_one_address_get_429(tight, site):
-    for number in range(5):
-        wrong = submit(tight, f"mk_wrong{number}", "c", address="203.0.113.7")
+
+def from_address(app: Flask, address: str) -> FlaskClient:
+    """A client whose every request comes from `address`."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def bad_keys(count: int, prefix: str = "mk_") -> list[str]:
+    """Made-up keys, each with a prefix of its own (`prefix` then a number, over 8 characters)
+    unless `prefix` itself is 8 characters or more."""
+    return [f"{prefix}{number:06d}-{secrets.token_urlsafe(8)}" for number in range(count)]
+
+
+def test_a_valid_key_is_served_whatever_failed_from_its_address(tight, site):
+    for key in bad_keys(5):
+        assert submit(tight, key, "c", address=STRANGER).status_code == 401
+    # Failures past the limit are refused with 429 instead of 401, and stay refused...
+    for key in bad_keys(3, "mk_late"):
+        assert_rate_limited(submit(tight, key, "c", address=STRANGER))
+    # ...while the site behind the same address is answered as usual, and not counted.
+    assert submit(tight, site.api_key, "c-1", address=STRANGER).status_code == 202
+    assert tight.get("/v1/policy", headers=bearer(site.api_key)).status_code == 200
+    assert_rate_limited(submit(tight, "mk_wrong-again", "c", address=STRANGER))
+    # A bad key from another address is its own failure.
+    assert submit(tight, "mk_another", "c", address=NEIGHBOUR).status_code == 401
+
+
+def test_a_missing_key_counts_as_a_failure_of_its_address(make_app, site):
+    # (Calls with no key also share their address's site limit: raised out of the way.)
+    client = from_address(make_app(rate_limit_site="100 per minute"), STRANGER)
+    for _ in range(5):
+        assert client.get("/v1/policy").status_code == 401
+    assert_rate_limited(client.get("/v1/policy"))
+    assert client.get("/v1/policy", headers=bearer(site.api_key)).status_code == 200
+
+
+def test_failures_count_per_key_prefix_across_addresses(tight, site):
+    """A stale key retried from many addresses (pods, NAT) runs out its prefix's count; other
+    keys' failures from other addresses do not."""
+    stale = bad_keys(6, "mk_stale")  # one prefix: "mk_stale"
+    for number, key in enumerate(stale[:5]):
+        assert submit(tight, key, "c", address=f"192.0.2.{number}").status_code == 401
+    assert_rate_limited(submit(tight, stale[5], "c", address="192.0.2.50"))
+    # Another prefix from the same fresh address, and from one more, is answered 401.
+    assert submit(tight, "mk_other-key", "c", address="192.0.2.50").status_code == 401
+    assert submit(tight, "mk_other-key", "c", address="192.0.2.51").status_code == 401
+    # Each address used once for the stale prefix has failures to spare (5 a minute)...
+    for key in bad_keys(4):
+        assert submit(tight, key, "c", address="192.0.2.0").status_code == 401
+    # ...until its own count runs out, whatever the key's prefix.
+    assert_rate_limited(submit(tight, "mk_fresh-key", "c", address="192.0.2.0"))
+    # And the real key is served from every one of those addresses.
+    assert submit(tight, site.api_key, "c-1", address="192.0.2.0").status_code == 202
+    assert submit(tight, site.api_key, "c-2", address="192.0.2.50").status_code == 202
+
+
+def test_failure_counts_keep_neither_keys_nor_their_prefixes(tight, redis_client):
+    stale = bad_keys(6, "mk_stale")
+    for number, key in enumerate(stale):
+        submit(tight, key, "c", address=f"192.0.2.{number}")
+    names = [key.decode() for key in redis_client.keys("mod:ratelimit*auth-failures*")]
+    assert any("presented:" in name for name in names)
+    assert any("address:192.0.2.4/" in name for name in names)
+    # The sixth was refused (the prefix's count had run out), so it was not counted.
+    assert not any("address:192.0.2.5/" in name for name in names)
+    assert not any("stale" in name for name in names)
+    for value in redis_client.mget(names):
+        assert value is None or b"stale" not in value
+
+
+def test_a_moderator_token_is_served_whatever_failed_from_its_address(tight, ann):
+    for key in bad_keys(5, "mt_"):
+        wrong = tight.get("/v1/review/queue", headers=bearer(key))
         assert wrong.status_code == 401
-    assert_rate_limited(submit(tight, "mk_wrong-again", "c", address="203.0.113.7"))
-    # That address is cut off, whatever key it sends; others are not.
-    assert_rate_limited(submit(tight, site.api_key, "c-1", address="203.0.113.7"))
-    assert submit(tight, site.api_key, "c-2", address="198.51.100.1").status_code == 202
+    assert_rate_limited(tight.get("/v1/review/queue", headers=bearer("mt_guess")))
+    assert tight.get("/v1/review/queue", headers=bearer(ann.token)).status_code == 200
+
+
+def akismet_verify(client: FlaskClient, key: str, address: str = STRANGER):
+    return client.post(
+        "/1.1/verify-key",
+        data={"key": key, "blog": "https://news.example"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_akismet_bad_keys_get_akismets_429_and_good_keys_their_answer(tight, site):
+    assert site.akismet_key
+    for number in range(5):
+        assert akismet_verify(tight, f"{number:04x}{secrets.token_hex(4)}").text == "invalid"
+    refused = akismet_verify(tight, secrets.token_hex(6))
+    assert_rate_limited(refused)
+    assert refused.mimetype == "text/plain"
+    assert refused.headers["X-akismet-debug-help"].startswith("Rate limit exceeded")
+    # The site's Akismet key and its API key, in the form or the host name, still work.
+    assert akismet_verify(tight, site.akismet_key).text == "valid"
+    in_host = tight.post(
+        "/1.1/get-subscription",
+        headers={"Host": f"{site.akismet_key}.rest.akismet.com"},
+        environ_base={"REMOTE_ADDR": STRANGER},
+    )
+    assert in_host.status_code == 200 and in_host.is_json
+    # A made-up key in the host name is a failure from that address like any other.
+    guessed = tight.post(
+        "/1.1/get-subscription",
+        headers={"Host": f"{secrets.token_hex(6)}.rest.akismet.com"},
+        environ_base={"REMOTE_ADDR": STRANGER},
+    )
+    assert_rate_limited(guessed)
+
+
+def test_perspective_bad_keys_get_googles_429_and_good_keys_their_answer(tight, site):
+    suggestion = {
+        "comment": {"text": "hi"},
+        "attributeScores": {"TOXICITY": {"summaryScore": {"value": 0}}},
+        "languages": ["en"],
+    }
+    address = {"REMOTE_ADDR": STRANGER}
+    suggest = "/v1alpha1/comments:suggestscore"
+    for key in bad_keys(4):
+        refused = tight.post(f"{suggest}?key={key}", json=suggestion, environ_base=address)
+        assert refused.status_code == 400
+    assert tight.post(suggest, json=suggestion, environ_base=address).status_code == 403
+    limited = tight.post(f"{suggest}?key=mk_guess", json=suggestion, environ_base=address)
+    google_error(limited, 429, "RESOURCE_EXHAUSTED")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    served = tight.post(f"{suggest}?key={site.api_key}", json=suggestion, environ_base=address)
+    assert served.status_code == 200
+
+
+def test_coral_unsigned_calls_get_429_and_signed_ones_their_answer(tight, site):
+    as_site = bearer(site.api_key)
+    assert tight.put("/v1/site/coral", json={"signing_secrets": [SECRET]}, headers=as_site)
+    body = serialised(moderation_request("<p></p>"))  # no text: answered without the workers
+
+    def post(secret: str):
+        headers = headers_for(body, [secret])
+        return tight.post("/coral/news", data=body, headers=headers, environ_base=address)
+
+    address = {"REMOTE_ADDR": STRANGER}
+    for _ in range(5):
+        assert post("empsec_wrong").status_code == 401
+    assert_rate_limited(post("empsec_wrong"))
+    assert post(SECRET).status_code == 204
 
 
 def test_behind_a_trusted_proxy_clients_are_told_apart(make_app, site):
     client = make_app(proxy_hops=1).test_client()
-    for number in range(5):
-        headers = {**bearer(f"mk_wrong{number}"), "X-Forwarded-For": "203.0.113.7"}
+    for key in bad_keys(5):
+        headers = {**bearer(key), "X-Forwarded-For": STRANGER}
         assert client.get("/v1/policy", headers=headers).status_code == 401
-    blocked = {**bearer(site.api_key), "X-Forwarded-For": "203.0.113.7"}
-    assert_rate_limited(client.get("/v1/policy", headers=blocked))
-    other = {**bearer(site.api_key), "X-Forwarded-For": "198.51.100.1"}
-    assert client.get("/v1/policy", headers=other).status_code == 200
+    stranger = {**bearer("mk_wrong-again"), "X-Forwarded-For": STRANGER}
+    assert_rate_limited(client.get("/v1/policy", headers=stranger))
+    neighbour = {**bearer("mk_wrong-again"), "X-Forwarded-For": NEIGHBOUR}
+    assert client.get("/v1/policy", headers=neighbour).status_code == 401
+    valid = {**bearer(site.api_key), "X-Forwarded-For": STRANGER}
+    assert client.get("/v1/policy", headers=valid).status_code == 200
+
+
+def test_off_turns_the_failure_limit_off(make_app, site):
+    client = make_app(auth_failure_limit=None, rate_limit_site=None).test_client()
+    for key in bad_keys(8, "mk_stale"):
+        assert submit(client, key, "c", address=STRANGER).status_code == 401
 
 
 # --- moderators ------------------------------------------------------------------------------
@@ -194,6 +345,72 @@ def test_login_attempts_are_limited_per_address(tight, ann):
         response = log_in(tight, f"nobody{number}", "x")
         assert response.status_code == 401 or response.status_code == 429
     assert_rate_limited(log_in(tight, "ann", ann.password))
+
+
+def test_a_stranger_locks_an_account_only_for_its_own_address(make_app, ann, moderators):
+    """Guesses at ann from one address refuse ann there, the right password included; ann
+    logs in from anywhere else, and others log in from that address."""
+    app = make_app()
+    stranger, office = from_address(app, STRANGER), from_address(app, NEIGHBOUR)
+    bob = moderators.create("bob", Role.ADMIN, [])
+    for _ in range(2):
+        assert log_in(stranger, "ann", "wrong password").status_code == 401
+    assert_rate_limited(log_in(stranger, "ann", ann.password))
+    assert log_in(stranger, "bob", bob.password).status_code == 302
+    assert log_in(office, "ann", ann.password).status_code == 302
+
+
+def test_guesses_from_many_addresses_lock_the_account_everywhere(make_app, ann, moderators):
+    """Ten times the per-address allowance (2 a minute here), from anywhere, locks the account."""
+    app = make_app()
+    bob = moderators.create("bob", Role.ADMIN, [])
+    for number in range(10):
+        guesser = from_address(app, f"192.0.2.{number}")
+        for _ in range(2):
+            assert log_in(guesser, "ann", "wrong password").status_code == 401
+    elsewhere = from_address(app, NEIGHBOUR)
+    locked = log_in(elsewhere, "ann", ann.password)
+    assert_rate_limited(locked)
+    assert "Too many login attempts" in locked.get_data(as_text=True)
+    assert log_in(elsewhere, "bob", bob.password).status_code == 302
+
+
+def test_failed_logins_count_as_failures_of_their_address(make_app, ann):
+    """Past the address's failure limit, failed logins get the login page's 429; a correct
+    login, and a moderator's session, from that address are unaffected."""
+    app = make_app(rate_limit_login="100 per minute", rate_limit_moderator="100 per minute")
+    there = from_address(app, STRANGER)
+    assert log_in(there, "ann", ann.password).status_code == 302
+    for number in range(5):
+        assert log_in(from_address(app, STRANGER), f"nobody{number}", "x").status_code == 401
+    refused = log_in(from_address(app, STRANGER), "nobody9", "x")
+    assert_rate_limited(refused)
+    assert "Too many login attempts" in refused.get_data(as_text=True)
+    for key in bad_keys(3):
+        assert_rate_limited(submit(there, key, "c", address=STRANGER))
+    assert there.get("/moderate/queue.json").status_code == 200
+    assert log_in(from_address(app, STRANGER), "ann", ann.password).status_code == 302
+
+
+def test_a_wrong_password_answered_429_still_counts_against_the_account(make_app, ann):
+    """Past the address's failure limit a wrong password is answered 429, but it was checked:
+    it counts against the account, or a guesser there would get unlimited checked guesses."""
+    app = make_app(rate_limit_login="100 per minute")
+    for number in range(5):
+        assert log_in(from_address(app, STRANGER), f"nobody{number}", "x").status_code == 401
+    for _ in range(2):
+        assert_rate_limited(log_in(from_address(app, STRANGER), "ann", "wrong password"))
+    assert_rate_limited(log_in(from_address(app, STRANGER), "ann", ann.password))
+    assert log_in(from_address(app, NEIGHBOUR), "ann", ann.password).status_code == 302
+
+
+def test_a_page_without_a_session_is_sent_to_log_in_not_throttled(tight):
+    """No session presents nothing to guess: its 401 (the page's cue to show the login form)
+    is neither counted nor refused."""
+    client = from_address(tight.application, STRANGER)
+    for key in bad_keys(5):
+        assert submit(client, key, "c", address=STRANGER).status_code == 401
+    assert client.get("/moderate/queue.json").status_code == 401
 
 
 # --- settings --------------------------------------------------------------------------------
