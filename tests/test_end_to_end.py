@@ -10,9 +10,15 @@ import redis
 import requests
 from rq import Queue
 
-from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE
+from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE, scoring_queue
 from moderation.store import CommentStore
-from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
+from tests.support.processes import (
+    live_workers,
+    moderation_env,
+    moderation_process,
+    running_worker,
+    wait_for,
+)
 from tests.support.redis_server import free_port
 from tests.support.tiny_detoxify import CLEAN_EXAMPLE, LABELS, TOXIC_EXAMPLE
 
@@ -53,6 +59,19 @@ def test_clean_comment_is_approved(client, auth, worker):
     assert decision["models"]["spam"]
     assert set(decision["scores"]) >= {"toxicity", "spam"}
     assert all(0.0 <= value <= 1.0 for value in decision["scores"].values())
+
+
+def test_a_decided_job_leaves_rqs_intermediate_list(
+    client, auth, worker, redis_server, redis_client
+):
+    """The worker listens on language queues too; RQ clears its intermediate list only for a
+    one-queue worker, so the worker does it (else RQ's maintenance fails the job later)."""
+    body = {"id": "c-1", "content": "I disagree with the budget figures, but well argued."}
+    assert client.post("/v1/comments", json=body, headers=auth).status_code == 202
+    assert decided(client, auth, "c-1")["status"] == "approved"
+    [scoring] = live_workers(redis_server.url)
+    assert len(scoring.queue_names()) > 1  # the case RQ does not handle itself
+    assert redis_client.llen(scoring_queue(redis_client).intermediate_queue_key) == 0
 
 
 def test_link_spam_is_held(client, auth, worker):

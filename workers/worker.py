@@ -27,9 +27,9 @@ from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
+from moderation.connections import connect
 from moderation.queue import SCORE_COMMENT_JOB, language_queue_name, scoring_queue
 from moderation.records import utc_now
-from moderation.services import connect
 from moderation.settings import Settings
 from moderation.store import WorkerModels
 from moderation.worker_languages import languages_field
@@ -104,7 +104,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         batch = [(job, queue), *self.more_jobs(queue, runtime.settings)]
         # If Redis goes away mid-batch, each step is done again once it is back (ride_out):
         # the batch is finished rather than abandoned as "started".
-        executions = self.ride_out(self.start_batch, runtime, [each for each, _ in batch])
+        executions = self.ride_out(self.start_batch, runtime, batch)
         try:
             for (each, each_queue), execution in zip(batch, executions, strict=True):
                 self.ride_out(self.perform_job, each, each_queue, execution)
@@ -112,25 +112,34 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             runtime.prescored.clear()
         self.set_state(WorkerStatus.IDLE)
 
-    def start_batch(self, runtime: WorkerRuntime, jobs: list[Job]) -> list[Execution]:
+    def start_batch(
+        self, runtime: WorkerRuntime, batch: list[tuple[Job, Queue]]
+    ) -> list[Execution]:
         """Mark the jobs started, register their executions, and score them in one pass."""
         # Marked started by this worker before RQ registers the executions, so no instant
         # leaves a job in hand that looks merely queued.
-        self.mark_started(jobs)
+        self.mark_started(batch)
+        jobs = [each for each, _ in batch]
         executions = [self.prepare_execution(each) for each in jobs]
         self.prescore_batch(runtime, jobs)
         return executions
 
-    def mark_started(self, jobs: list[Job]) -> None:
+    def mark_started(self, batch: list[tuple[Job, Queue]]) -> None:
         """Mark the whole batch started by this worker now, not only as RQ performs each one,
         so that if this process dies mid-batch the sweeper sees every job in hand as started
         by a dead worker (RQ alone would leave the later ones looking queued, yet in no queue).
+
+        In the same step each job leaves its queue's intermediate list, where the dequeue's
+        atomic move put it: RQ does that itself only for a worker of one queue, and a job left
+        there makes RQ's maintenance keep a marker per job for a day, then fail the job as
+        "stuck in intermediate queue" a minute after it finished or failed.
         """
         with self.connection.pipeline() as pipe:
-            for each in jobs:
+            for each, queue in batch:
                 each.worker_name = self.name
                 each.set_status(JobStatus.STARTED, pipeline=pipe)
                 pipe.hset(each.key, "worker_name", self.name)
+                pipe.lrem(queue.intermediate_queue_key, 1, each.id)
             pipe.execute()
 
     def more_jobs(self, queue: Queue, settings: Settings) -> list[tuple[Job, Queue]]:
