@@ -18,7 +18,7 @@ import click
 import redis
 import requests
 
-from moderation.services import connect
+from moderation.connections import connect
 from moderation.settings import SECRET_KEY_FILE, Settings
 from moderation.sites import SiteExistsError, SiteStore
 

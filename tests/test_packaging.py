@@ -27,7 +27,13 @@ import click
 import pytest
 import yaml
 
-from moderation.settings import ENVIRONMENT_VARIABLES, TOXICITY_VARIANTS, Settings, from_env
+from moderation.settings import (
+    DURABILITY_MODES,
+    ENVIRONMENT_VARIABLES,
+    TOXICITY_VARIANTS,
+    Settings,
+    from_env,
+)
 from tests.support.cli_commands import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,19 +219,65 @@ def test_compose_schema_catches_mistakes(compose: dict[str, Any]) -> None:
     assert not validator.is_valid(broken)
 
 
+# The first release of each server with WAITAOF (Valkey forked from Redis 7.2.4).
+WAITAOF_SINCE = {"redis": (7, 2), "valkey/valkey": (7, 2)}
+
+
+def image_version(image: str) -> tuple[str, tuple[int, ...]]:
+    """("redis", (7, 4)) for `redis:7.4-alpine`: the least version the tag can name."""
+    name, _, tag = image.partition(":")
+    version = re.match(r"(\d+)(?:\.(\d+))?", tag)
+    assert name in WAITAOF_SINCE and version, f"{image}: a Redis or Valkey image, version pinned"
+    major, minor = version.groups()
+    return name, (int(major), int(minor or 0))
+
+
+def image_has_waitaof(image: str) -> bool:
+    """Whether every version the image's tag can name has WAITAOF (`redis:7` may be 7.0)."""
+    name, version = image_version(image)
+    return version >= WAITAOF_SINCE[name]
+
+
+def test_image_versions_are_read_from_the_tag() -> None:
+    assert image_has_waitaof("redis:7.4-alpine") and image_has_waitaof("valkey/valkey:9-alpine")
+    assert not image_has_waitaof("redis:7-alpine"), "7 may be 7.0"
+    assert not image_has_waitaof("redis:7.0.15") and not image_has_waitaof("redis:6-alpine")
+
+
+def redis_options(redis: dict[str, Any]) -> dict[str, str]:
+    command = as_list(redis["command"])
+    assert command[0] in ("redis-server", "valkey-server")
+    return dict(zip(command[1::2], command[2::2], strict=True))
+
+
 def test_redis_is_durable_and_never_evicts(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
-    assert redis["image"].startswith("redis:7")
-    command = as_list(redis["command"])
-    assert command[0] == "redis-server"
-    options = dict(zip(command[1::2], command[2::2], strict=True))
+    options = redis_options(redis)
     assert options["--appendonly"] == "yes"
-    assert options["--appendfsync"] == "everysec"
+    # `disk` refuses anything else (moderation/durability.py): under `everysec` WAITAOF can
+    # answer before the fsync (redis/redis#13793; Valkey 9.1.2 does, see tests/faults).
+    assert options["--appendfsync"] == "always"
     assert options["--maxmemory-policy"] == "noeviction"
     named = {volume.split(":")[0]: volume.split(":")[1] for volume in redis["volumes"]}
     assert "/data" in named.values()
     assert set(named) <= set(compose["volumes"]), "/data is on a named volume"
-    assert as_list(redis["healthcheck"]["test"])[-2:] == ["redis-cli", "ping"]
+    assert as_list(redis["healthcheck"]["test"])[-2:] in (
+        ["redis-cli", "ping"],
+        ["valkey-cli", "ping"],
+    )
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, "webhooks"])
+def test_app_services_answer_only_once_redis_has_the_write_on_disk(
+    compose: dict[str, Any], name: str
+) -> None:
+    """MODERATION_DURABILITY=disk, on a Redis that can keep it with the compose settings."""
+    durability = environment(compose["services"][name]).get("MODERATION_DURABILITY")
+    assert durability in DURABILITY_MODES
+    assert durability == "disk"
+    redis = compose["services"]["redis"]
+    assert image_has_waitaof(redis["image"]), "WAITAOF: Redis >= 7.2 or Valkey"
+    assert redis_options(redis)["--appendonly"] == "yes"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -380,6 +432,7 @@ def test_image_and_compose_environment_are_valid_settings(
     settings = from_env(env)
     assert (settings.host, settings.port) == ("0.0.0.0", 8000)
     assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.durability == "disk"
     assert settings.toxicity_model == (f"detoxify:{variant}" if variant else "auto")
 
 
