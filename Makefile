@@ -47,12 +47,12 @@ bench-spam: $(VENV)/.installed-test
 # Per-site learning through the real API and a worker (about 15 minutes; needs redis-server):
 # spam labels per left-out YouTube video, the Davidson moderators' scenario, seeds 0-2. Prints
 # markdown tables; writes bench/results/learning-eval-<date>.json. `--quick` is a smoke run.
-bench-learning: $(VENV)/.installed
+bench-learning: $(VENV)/.installed-test
 	$(BIN)/python -m bench.learning_eval
 
 # Detoxify throughput and latency: naive RQ vs raw in-process vs the service (under 10 minutes;
 # needs redis-server). Prints a table; writes bench/results/bench-<date>.json and latest.json.
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.detoxify_bench
 
 # Long runs (about 10 minutes; needs redis-server): the fault tests marked `soak` (an overload
