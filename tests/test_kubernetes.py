@@ -47,6 +47,7 @@ from moderation.settings import (
 from tests.support.cli_commands import resolve
 from tests.support.k8s_schemas import KEDA_KINDS, keda_validator, kubernetes_errors
 from tests.support.processes import wait_for
+from tests.support.redis_images import image_has_waitaof
 from tests.support.redis_server import free_port, valkey_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -701,8 +702,6 @@ def test_readme_commands_exist() -> None:
 REDIS_SET, SENTINEL_SET = "redis", "redis-sentinel"
 REDIS_CONFIG = "redis"  # the ConfigMap with the templates and scripts
 READ_SERVICE = "redis-read"
-# The first release of each server with WAITAOF (Valkey forked from Redis 7.2.4).
-WAITAOF_SINCE = {"redis": (7, 2), "valkey/valkey": (7, 2)}
 # Volume types the `restricted` Pod Security Standard allows.
 RESTRICTED_VOLUMES = frozenset(
     {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim"}
@@ -762,20 +761,6 @@ def container_port(statefulset: dict[str, Any], name: str) -> int:
             if port["name"] == name:
                 return port["containerPort"]
     raise AssertionError(f"no container port {name}")
-
-
-def image_version(image: str) -> tuple[str, tuple[int, int]]:
-    """("valkey/valkey", (9, 0)) for `valkey/valkey:9-alpine`: the least version the tag names."""
-    name, _, tag = image.partition(":")
-    version = re.match(r"(\d+)(?:\.(\d+))?", tag)
-    assert name in WAITAOF_SINCE and version, f"{image}: a Redis or Valkey image, version pinned"
-    major, minor = version.groups()
-    return name, (int(major), int(minor or 0))
-
-
-def image_has_waitaof(image: str) -> bool:
-    name, version = image_version(image)
-    return version >= WAITAOF_SINCE[name]
 
 
 def memory_bytes(value: str) -> int:

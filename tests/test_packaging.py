@@ -35,6 +35,7 @@ from moderation.settings import (
     from_env,
 )
 from tests.support.cli_commands import resolve
+from tests.support.redis_images import image_has_waitaof
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("api", "worker")
@@ -217,25 +218,6 @@ def test_compose_schema_catches_mistakes(compose: dict[str, Any]) -> None:
     validator = compose_schema_validator()
     broken = {**compose, "services": {**compose["services"], "api": {"comand": ["serve"]}}}
     assert not validator.is_valid(broken)
-
-
-# The first release of each server with WAITAOF (Valkey forked from Redis 7.2.4).
-WAITAOF_SINCE = {"redis": (7, 2), "valkey/valkey": (7, 2)}
-
-
-def image_version(image: str) -> tuple[str, tuple[int, ...]]:
-    """("redis", (7, 4)) for `redis:7.4-alpine`: the least version the tag can name."""
-    name, _, tag = image.partition(":")
-    version = re.match(r"(\d+)(?:\.(\d+))?", tag)
-    assert name in WAITAOF_SINCE and version, f"{image}: a Redis or Valkey image, version pinned"
-    major, minor = version.groups()
-    return name, (int(major), int(minor or 0))
-
-
-def image_has_waitaof(image: str) -> bool:
-    """Whether every version the image's tag can name has WAITAOF (`redis:7` may be 7.0)."""
-    name, version = image_version(image)
-    return version >= WAITAOF_SINCE[name]
 
 
 def test_image_versions_are_read_from_the_tag() -> None:

@@ -23,11 +23,13 @@ from tests.conftest import TEST_SECRET_KEY
 from tests.support.load import (
     Answer,
     CommentLoad,
+    assert_accepted_or_unavailable,
     automatic_decision_counts,
     automatic_decisions,
     served_api,
+    wait_until_decided,
 )
-from tests.support.processes import running_worker, wait_for
+from tests.support.processes import running_worker
 from tests.support.redis_server import RedisServer, valkey_server
 from workers import sweeper
 from workers.sweeper import is_taken, needs_new_job, sweep
@@ -112,17 +114,9 @@ def restart_under_load(
         load.stop()
         # the same worker processes carry on after the restart
         assert first.poll() is None and second.poll() is None
-        store = CommentStore(connection)
-        wait_for(
-            lambda: store.pending_count() == 0,
-            timeout=30,
-            interval=0.1,
-            what="every comment to be decided",
-        )
+        wait_until_decided(connection)
     answers = load.answers
-    statuses = {answer.status for answer in answers}
-    assert statuses <= {202, 503}, [a for a in answers if a.status not in (202, 503)][:5]
-    assert all(a.retry_after and int(a.retry_after) > 0 for a in answers if a.status == 503)
+    assert_accepted_or_unavailable(answers)
     return answers, stopped_at
 
 

@@ -134,6 +134,23 @@ def served_api(
         assert process.poll() is None, "the API process exited"
 
 
+def assert_accepted_or_unavailable(answers: Sequence[Answer]) -> None:
+    """Every answer was a 202, or a 503 with a Retry-After (no 500, no answer missing)."""
+    statuses = {answer.status for answer in answers}
+    assert statuses <= {202, 503}, [a for a in answers if a.status not in (202, 503)][:5]
+    assert all(a.retry_after and int(a.retry_after) > 0 for a in answers if a.status == 503)
+
+
+def wait_until_decided(connection: redis.Redis, timeout: float = 30) -> None:
+    """Wait until no comment is pending any more."""
+    wait_for(
+        lambda: not connection.zcard(KEYS.pending),
+        timeout=timeout,
+        interval=0.1,
+        what="every comment to be decided",
+    )
+
+
 def automatic_decisions(connection: redis.Redis, site: str, comment_id: str) -> int:
     """How many automatic decisions the comment's audit trail records."""
     return automatic_decision_counts(connection, site, [comment_id])[comment_id]
