@@ -130,13 +130,24 @@ def from_http_exception(error: HTTPException) -> ApiError:
     return ApiError(status, message, headers=headers)
 
 
-def not_durable_error() -> ApiError:
-    """Redis stored the write but did not confirm it on disk (or at a replica) in time."""
+def storage_refusal(error: Exception) -> ApiError:
+    """The 503 for a Redis failure, for every surface that answers one (the API, Akismet's
+    endpoints, the /moderate page): Redis down or failing over, so nothing was stored; or a
+    write Redis did not confirm on disk (or at a replica) in time (`NotDurable`), which may or
+    may not have been stored."""
+    if isinstance(error, NotDurable):
+        log.warning("write not confirmed durable: %s", error)
+        return ApiError(
+            503,
+            "Storage did not confirm this write is kept (MODERATION_DURABILITY); it may or may "
+            "not have been stored. Retry with the same id: a 200 or 202 then means it is kept.",
+            headers={"Retry-After": str(DURABILITY_RETRY_AFTER)},
+        )
+    log.warning("Redis unavailable: %s", type(error).__name__)
     return ApiError(
         503,
-        "Storage did not confirm this write is kept (MODERATION_DURABILITY); it may or may "
-        "not have been stored. Retry with the same id: a 200 or 202 then means it is kept.",
-        headers={"Retry-After": str(DURABILITY_RETRY_AFTER)},
+        "The service's storage is unavailable; nothing was accepted. Retry later.",
+        headers={"Retry-After": str(REDIS_RETRY_AFTER)},
     )
 
 
@@ -150,17 +161,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     def handle_redis_down(error: Exception) -> Response:
-        if isinstance(error, NotDurable):
-            log.warning("write not confirmed durable: %s", error)
-            return error_response(not_durable_error())
-        log.warning("Redis unavailable: %s", type(error).__name__)
-        return error_response(
-            ApiError(
-                503,
-                "The service's storage is unavailable; nothing was accepted. Retry later.",
-                headers={"Retry-After": str(REDIS_RETRY_AFTER)},
-            )
-        )
+        return error_response(storage_refusal(error))
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:

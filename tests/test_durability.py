@@ -25,9 +25,13 @@ from moderation.durability import (
     online_replicas,
 )
 from moderation.keyspace import KEYS
+from moderation.moderators import ModeratorStore, Role
+from moderation.records import Submission
 from moderation.settings import Settings, SettingsError, from_env
 from moderation.sites import SiteStore
+from moderation.store import CommentStore
 from tests.conftest import TEST_SECRET_KEY
+from tests.support.held import log_in, page_token, store_hold
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
 from tests.support.redis_server import RedisServer, valkey_server
 
@@ -226,6 +230,34 @@ def test_replica_mode_answers_503_until_a_replica_confirms_then_the_retry_is_acc
         app.extensions["moderation"].redis.close()
         replica.stop()
         master.stop()
+
+
+def test_a_moderators_decision_not_confirmed_is_a_503_that_says_so(tmp_path):
+    """The /moderate page answers a decision Redis did not confirm as the API does: 503 with
+    Retry-After, saying it may or may not have been stored (not "storage unavailable")."""
+    server = RedisServer(tmp_path / "redis", appendonly=True, appendfsync="always")
+    server.start()
+    app, _ = durable_app(server.url, "replica", timeout=0.2)
+    client = app.test_client()
+    try:
+        with redis.Redis.from_url(server.url) as connection:
+            ann = ModeratorStore(connection).create("ann", Role.MODERATOR, ["news"])
+            submission = Submission(id="c-1", content="Hi", author={}, context={})
+            CommentStore(connection).accept("news", submission, lambda *_: "job-1")
+            store_hold(connection, "news", "c-1")
+        assert log_in(client, "ann", ann.password).status_code == 302
+        token = page_token(client.get("/moderate").get_data(as_text=True))
+        response = client.post(
+            "/moderate/decide/news/c-1",
+            json={"action": "approve", "note": ""},
+            headers={"X-CSRFToken": token},
+        )
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) > 0
+        assert "may or may not" in response.json["error"]["message"]
+    finally:
+        app.extensions["moderation"].redis.close()
+        server.stop()
 
 
 def test_confirm_reports_a_replica_shortfall_as_not_durable(tmp_path):

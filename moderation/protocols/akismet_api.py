@@ -18,9 +18,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from moderation.checks import check_now
-from moderation.durability import RETRY_AFTER as DURABILITY_RETRY_AFTER
-from moderation.durability import NotDurable
-from moderation.errors import REDIS_RETRY_AFTER, not_durable_error
+from moderation.errors import storage_refusal
 from moderation.labels import LabelKind
 from moderation.protocols import akismet
 from moderation.protocols.akismet import (
@@ -68,13 +66,8 @@ def handle_akismet_error(error: AkismetError) -> Response:
 @blp.errorhandler(redis.ConnectionError)
 @blp.errorhandler(redis.TimeoutError)
 def handle_redis_down(error: Exception) -> Response:
-    if isinstance(error, NotDurable):
-        message = not_durable_error().message
-        retry = {"Retry-After": str(DURABILITY_RETRY_AFTER)}
-        return refusal(AkismetError("unavailable", message, 503, retry))
-    log.warning("Redis unavailable: %s", type(error).__name__)
-    retry = {"Retry-After": str(REDIS_RETRY_AFTER)}
-    return refusal(AkismetError("unavailable", "Storage unavailable; retry later.", 503, retry))
+    refused = storage_refusal(error)
+    return refusal(AkismetError("unavailable", refused.message, 503, refused.headers))
 
 
 @blp.errorhandler(HTTPException)

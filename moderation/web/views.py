@@ -21,7 +21,7 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
-from moderation.errors import ApiError, error_response, flatten_fields
+from moderation.errors import ApiError, error_response, flatten_fields, storage_refusal
 from moderation.moderators import Moderator
 from moderation.records import Action
 from moderation.review import QueuePage, encode_cursor
@@ -79,11 +79,11 @@ def csrf_failed(error: CSRFError) -> Any:
 @blp.errorhandler(redis.ConnectionError)
 @blp.errorhandler(redis.TimeoutError)
 def storage_down(error: Exception) -> Any:
-    log.warning("Redis unavailable: %s", type(error).__name__)
+    refused = storage_refusal(error)
     if wants_json():
-        message = "The service's storage is unavailable. Retry later."
-        return error_response(ApiError(503, message, headers={"Retry-After": "5"}))
-    return error_page(503, "Unavailable", "The service's storage is unavailable. Retry shortly.")
+        return error_response(refused)
+    page, status = error_page(503, "Unavailable", refused.message)
+    return page, status, refused.headers
 
 
 # --- login -----------------------------------------------------------------------------------
