@@ -36,7 +36,6 @@ from limits import RateLimitItem, parse_many
 
 from moderation import keys
 from moderation.auth import bearer_token
-from moderation.connections import is_sentinel_url
 from moderation.errors import ApiError, error_response
 from moderation.keyspace import KEYS
 from moderation.protocols import akismet_api, perspective_api
@@ -294,16 +293,10 @@ def failure_throttle(
 # --- wiring ----------------------------------------------------------------------------------
 
 
-def storage_uri(redis_url: str) -> str:
-    """The URL that picks limits' storage class. limits spells a Unix socket `redis+unix://`.
-    A Sentinel URL becomes plain `redis://`: limits is handed the app's own connection pool,
-    which already follows the Sentinels (limits' Sentinel storage would read `/<master>/<db>`
-    as one master name, and open connections of its own)."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url.removeprefix("unix://")
-    if is_sentinel_url(redis_url):
-        return "redis://sentinel-master"  # only the scheme counts: the pool is given
-    return redis_url
+#: The URL that picks limits' storage class, whatever REDIS_URL is: limits is handed the app's
+#: own connection pool (TCP, TLS, Unix socket or Sentinel-managed), so only the scheme counts.
+#: (Its own Sentinel storage would read `/<master>/<db>` as one master name.)
+LIMITS_STORAGE_URI = "redis://"
 
 
 def account_wide(limit: str) -> str:
@@ -349,7 +342,7 @@ def init_app(app: Flask, settings: Settings, app_services: Services) -> Limiter:
     limiter = Limiter(
         client_address,
         app=app,
-        storage_uri=storage_uri(settings.redis_url),
+        storage_uri=LIMITS_STORAGE_URI,
         # The app's own fast-failing pool: when Redis is down the limiter raises
         # redis.ConnectionError, which the app answers with 503 like any other storage call.
         storage_options={
