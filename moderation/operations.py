@@ -9,6 +9,7 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from moderation.deliveries import waiting_webhooks
+from moderation.durability import Durability
 from moderation.queue import ScoringEnqueuer, delivery_queue, scoring_queue
 from moderation.settings import Settings
 from moderation.store import CommentStore, WorkerModels
@@ -43,7 +44,8 @@ def requeue_failed(connection: redis.Redis, settings: Settings, *, deliveries: b
     back to pending with a fresh job; failed webhook deliveries are simply queued again."""
     queue = delivery_queue(connection) if deliveries else scoring_queue(connection)
     registry = FailedJobRegistry(queue=queue)
-    comments = CommentStore(connection)
+    # The operator's requeue is confirmed like a moderator's action (MODERATION_DURABILITY).
+    comments = CommentStore(connection, durability=Durability.from_settings(settings))
     enqueue = ScoringEnqueuer(connection, settings)
     count = 0
     for job_id in registry.get_job_ids():
