@@ -207,7 +207,8 @@ IMPORTS = [
     ("rq.exceptions", "NoSuchJobError", f"{SWEEPER} needs_new_job, is_taken"),
     ("rq.executions", "Execution", f"{WORKER} start_batch, {DELIVERIES} perform_in_thread"),
     ("rq.job", "Job", f"{WORKER}, {SWEEPER}, workers/jobs.py scoring_failed"),
-    ("rq.job", "JobStatus", f"{WORKER} mark_started, {SWEEPER} WAITING"),
+    ("rq.job", "JobStatus", f"{SWEEPER} WAITING, needs_new_job"),
+    ("rq.utils", "now", f"{SWEEPER} overdue"),
     ("rq.timeouts", "JobTimeoutException", f"{WORKER} ScoringWorker.prescore_batch"),
     ("rq.timeouts", "TimerDeathPenalty", f"{DELIVERIES} DeliveryWorker"),
     ("rq.worker", "WorkerStatus", f"{WORKER} ScoringWorker.execute_job"),
@@ -232,7 +233,7 @@ def test_the_job_and_worker_states_the_workers_name_exist() -> None:
     for status in ("QUEUED", "SCHEDULED", "DEFERRED", "STARTED", "FINISHED", "FAILED"):
         assert hasattr(JobStatus, status), rq_failure(
             f"JobStatus.{status} is gone",
-            "workers/sweeper.py WAITING, needs_new_job; workers/worker.py mark_started",
+            "workers/sweeper.py WAITING, needs_new_job",
         )
     for state in ("IDLE", "BUSY"):
         assert hasattr(WorkerStatus, state), rq_failure(
@@ -416,7 +417,13 @@ CALLS: list[tuple[Any, str, list[str], list[str], str]] = [
     (Job, "fetch", ["id"], ["connection"], f"{SWEEPER} needs_new_job, is_taken"),
     (Job, "fetch_many", ["job_ids"], ["connection"], f"{SWEEPER} withdraw_waiting"),
     (Job, "get_status", ["refresh"], [], f"{SWEEPER} taken_but_not_started, needs_new_job"),
-    (Job, "set_status", ["status", "pipeline"], [], f"{WORKER} ScoringWorker.mark_started"),
+    (
+        Job,
+        "prepare_for_execution",
+        ["worker_name", "pipeline"],
+        [],
+        f"{WORKER} ScoringWorker.mark_started",
+    ),
     (Job, "cancel", [], [], f"{SWEEPER} withdraw_waiting"),
     (Retry, "__init__", [], ["max", "interval"], f"{QUEUE} ScoringEnqueuer, DeliveryEnqueuer"),
     (Callback, "__init__", ["func"], [], f"{QUEUE} ScoringEnqueuer._enqueue"),
@@ -705,7 +712,11 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
         for job, _ in batch:
             fetched = Job.fetch(job.id, connection=redis_client)
             assert fetched.get_status(refresh=False) is JobStatus.STARTED, rq_failure(
-                "set_status(STARTED, pipeline=p) did not mark the job started", used_by
+                "prepare_for_execution(name, pipeline) did not mark the job started", used_by
+            )
+            assert fetched.started_at is not None, rq_failure(
+                "prepare_for_execution no longer records started_at",
+                "workers/worker.py mark_started, workers/sweeper.py overdue",
             )
             assert fetched.worker_name == worker.name, rq_failure(
                 "the job hash field `worker_name` is no longer Job.worker_name",

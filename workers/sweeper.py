@@ -29,6 +29,7 @@ import redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.utils import now as rq_now
 
 from moderation.keyspace import KEYS
 from moderation.queue import language_of_queue
@@ -110,9 +111,21 @@ def needs_new_job(
     if status in WAITING:
         return orphaned(job, covered)
     if status is JobStatus.STARTED:
-        return not is_alive(connection, job.worker_name)
+        return not is_alive(connection, job.worker_name) or overdue(job)
     # finished without deciding, failed, stopped or canceled
     return True
+
+
+def overdue(job: Job) -> bool:
+    """Whether a started job has been running for longer than any run can: twice its timeout
+    (the batch's model pass and the job's own run are each limited by it). Its worker lives,
+    but no longer holds it: Redis lost the writes that finished it, as a power cut under
+    `appendfsync everysec` or a failover to a replica that lagged can (MODERATION_DURABILITY
+    off)."""
+    started = job.started_at
+    if started is None or job.timeout is None:
+        return False
+    return (rq_now() - started).total_seconds() > 2 * job.timeout
 
 
 def orphaned(job: Job, covered: Callable[[], frozenset[str]]) -> bool:

@@ -23,7 +23,7 @@ import uuid
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from rq.executions import Execution
-from rq.job import Job, JobStatus
+from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
@@ -136,9 +136,8 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         """
         with self.connection.pipeline() as pipe:
             for each, queue in batch:
-                each.worker_name = self.name
-                each.set_status(JobStatus.STARTED, pipeline=pipe)
-                pipe.hset(each.key, "worker_name", self.name)
+                # RQ's own step (status, worker name, started_at for the sweeper's `overdue`)
+                each.prepare_for_execution(self.name, pipe)
                 pipe.lrem(queue.intermediate_queue_key, 1, each.id)
             pipe.execute()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -86,6 +87,29 @@ def test_a_started_job_counts_as_lost_once_its_worker_is_not_alive(
         liveness.stop()
     assert not is_alive(redis_client, "scoring.gone")
     assert needs_new_job(redis_client, job.id)
+
+
+def test_a_started_job_of_a_live_worker_counts_as_lost_once_no_run_could_take_that_long(
+    client, auth, settings, redis_client
+):
+    """Redis lost the writes that finished a job (a power cut under everysec, a failover to a
+    lagging replica): it stays "started" by a worker that lives on but no longer holds it."""
+    submit(client, auth, "c-1")
+    store = CommentStore(redis_client)
+    job = Queue(SCORING_QUEUE, connection=redis_client).fetch_job(store.job_id("news", "c-1"))
+    with redis_client.pipeline() as pipe:
+        job.prepare_for_execution("scoring.busy", pipe)  # as the worker marks its batch
+        pipe.execute()
+    liveness = Liveness(redis_client, "scoring.busy")
+    liveness.start()
+    try:
+        assert not needs_new_job(redis_client, job.id)  # just started: it is being run
+        long_ago = datetime.now(UTC) - timedelta(seconds=2 * job.timeout + 1)
+        redis_client.hset(job.key, "started_at", long_ago.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        assert needs_new_job(redis_client, job.id)
+        assert sweep(redis_client, store, ScoringEnqueuer(redis_client, settings), 0).requeued == 1
+    finally:
+        liveness.stop()
 
 
 def test_only_pending_comments_past_the_deadline_are_swept(client, auth, settings, redis_client):
