@@ -12,57 +12,30 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from moderation.connections import connect
-from moderation.sites import SiteStore
-from tests.conftest import TEST_SECRET_KEY
-from tests.support.load import (
-    CommentLoad,
-    assert_accepted_or_unavailable,
-    automatic_decision_counts,
-    served_api,
-    wait_until_decided,
-)
-from tests.support.processes import PROJECT_ROOT, moderation_env, running_worker
+from tests.support.load import CommentLoad, automatic_decision_counts, outage_under_load
+from tests.support.processes import PROJECT_ROOT, moderation_env
 from tests.support.sentinel import SentinelSet
 
 pytestmark = pytest.mark.e2e
 
-DURABLE = {"MODERATION_DURABILITY": "replica", "MODERATION_SWEEP_AFTER": "2"}
+DURABLE = {"MODERATION_DURABILITY": "replica"}
 
 
 def test_a_master_killed_mid_load_loses_no_acknowledged_comment(tmp_path):
     with SentinelSet(tmp_path / "redis", appendfsync="always") as redis_set:
         url = redis_set.url
         connection = connect(url)
-        api_key = SiteStore(connection, TEST_SECRET_KEY).create("news").api_key
-        with (
-            running_worker(url, tmp_path / "worker-1.log", DURABLE) as first,
-            running_worker(url, tmp_path / "worker-2.log", DURABLE) as second,
-            served_api(url, tmp_path, DURABLE) as base,
-            CommentLoad(base, api_key) as load,
-        ):
-            load.wait_for(
-                lambda: load.count(202) >= 100 and load.seconds_of(202) >= 3,
-                what="100 accepted comments over 3 s",
-            )
+
+        def fail_over(load: CommentLoad) -> None:
             old_port = redis_set.master_port()
-            killed_at = time.monotonic()
             redis_set.master.kill()
             redis_set.wait_for_failover(old_port)
             # The old master returns; the Sentinels make it the new master's replica.
             redis_set.master.start()
-            accepted_before = load.count(202)
-            load.wait_for(
-                lambda: load.count(202) >= accepted_before + 100,
-                timeout=60,
-                what="100 more accepted comments after the failover",
-            )
-            load.stop()
-            assert first.poll() is None and second.poll() is None
             # The command line finds the new master through the Sentinels as well.
             status = subprocess.run(
                 [sys.executable, "-m", "moderation.cli", "status", "--json"],
@@ -74,9 +47,8 @@ def test_a_master_killed_mid_load_loses_no_acknowledged_comment(tmp_path):
             )
             assert status.returncode == 0, status.stderr[-2000:]
             assert json.loads(status.stdout)["queues"]["scoring"]["workers"], status.stdout
-            wait_until_decided(connection, timeout=60)
-        answers = load.answers
-        assert_accepted_or_unavailable(answers)
+
+        answers, killed_at = outage_under_load(url, connection, tmp_path, fail_over, DURABLE)
         assert any(a.status == 503 and a.at > killed_at for a in answers)  # it did fail over
         accepted = [answer.comment_id for answer in answers if answer.status == 202]
         counts = automatic_decision_counts(connection, "news", accepted)

@@ -21,7 +21,9 @@ import redis
 import requests
 
 from moderation.keyspace import KEYS
-from tests.support.processes import moderation_env, moderation_process, wait_for
+from moderation.sites import SiteStore
+from tests.conftest import TEST_SECRET_KEY
+from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
 from tests.support.redis_server import free_port
 
 
@@ -132,6 +134,55 @@ def served_api(
         wait_for(up, timeout=60, interval=0.05, what="the API to answer /healthz")
         yield base
         assert process.poll() is None, "the API process exited"
+
+
+#: Sweep comments pending for 2 s (not 30 s) so a lost job is found within one maintenance run,
+#: and let no job run more than 5 s (not 60 s): a job left "started" by a worker that lives on
+#: (Redis lost the write that finished it) is given a new one after twice that.
+FAST_RECOVERY = {"MODERATION_SWEEP_AFTER": "2", "MODERATION_JOB_TIMEOUT": "5"}
+
+
+def outage_under_load(
+    redis_url: str,
+    connection: redis.Redis,
+    log_dir: Path,
+    outage: Callable[[CommentLoad], None],
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    recovery_timeout: float = 60,
+) -> tuple[list[Answer], float]:
+    """Serve a nonstop load with `moderation serve` and two `moderation worker`s on a new site
+    `news`; once 100 comments were accepted over 4 s, run `outage(load)` (it breaks Redis and
+    mends it); then wait for 100 more 202s. Checks that the same worker processes carried on,
+    that every answer was a 202 or a 503 with Retry-After, and waits until no comment is
+    pending. Returns every answer and when the outage began."""
+    api_key = SiteStore(connection, TEST_SECRET_KEY).create("news").api_key
+    env = {**FAST_RECOVERY, **(extra_env or {})}
+    with (
+        running_worker(redis_url, log_dir / "worker-1.log", env) as first,
+        running_worker(redis_url, log_dir / "worker-2.log", env) as second,
+        served_api(redis_url, log_dir, env) as base,  # the API sets each job's timeout
+        CommentLoad(base, api_key) as load,
+    ):
+        load.wait_for(
+            lambda: load.count(202) >= 100 and load.seconds_of(202) >= 4,
+            what="100 accepted comments over 4 s",
+        )
+        began = time.monotonic()
+        outage(load)
+        accepted_before = load.count(202)
+        load.wait_for(
+            lambda: load.count(202) >= accepted_before + 100,
+            timeout=recovery_timeout,
+            what="100 more accepted comments after the outage",
+        )
+        load.stop()
+        # the same worker processes carry on after the outage
+        assert first.poll() is None and second.poll() is None
+        wait_until_decided(connection, timeout=recovery_timeout)
+    answers = load.answers
+    assert_accepted_or_unavailable(answers)
+    return answers, began
 
 
 def assert_accepted_or_unavailable(answers: Sequence[Answer]) -> None:
