@@ -8,7 +8,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -114,6 +114,16 @@ def test_embedded_redis_is_used_when_nothing_answers(tmp_path, monkeypatch):
             embedded.shutdown()
 
 
+def sigint_held(pid: int) -> bool:
+    """Whether SIGINT has reached the process and waits there, blocked (/proc's ShdPnd mask):
+    delivered, not acted on. The process must still run."""
+    fields = dict(
+        line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    assert fields["State"][0] != "Z", "the server exited on SIGINT"
+    return bool(int(fields["ShdPnd"], 16) & (1 << (signal.SIGINT - 1)))
+
+
 def test_embedded_redis_outlives_ctrl_c_stops_cleanly_and_keeps_its_data(tmp_path):
     directory = tmp_path / "var" / "redis"
     embedded = EmbeddedRedis(directory)
@@ -124,7 +134,7 @@ def test_embedded_redis_outlives_ctrl_c_stops_cleanly_and_keeps_its_data(tmp_pat
             # Ctrl-C signals the whole process group: the server keeps serving the API and
             # workers while they stop, and is stopped last by shutdown()
             os.kill(pid, signal.SIGINT)
-            time.sleep(0.2)
+            wait_for(lambda: sigint_held(pid), timeout=10, what="the SIGINT to be held back")
             assert connection.ping()
     finally:
         embedded.shutdown()

@@ -54,6 +54,7 @@ from moderation.queue import (
     scoring_queue,
 )
 from moderation.settings import Settings
+from tests.support.processes import wait_for
 from workers.deliveries import DeliveryWorker, attempt_number
 from workers.outages import RidesOutOutages
 from workers.sweeper import WAITING
@@ -992,16 +993,12 @@ def test_stop_requested_raised_from_a_dequeue_ends_the_work_loop(
 # --- behaviour: what RidesOutOutages mends after an outage -----------------------------------
 
 
-def scheduler_running(connection: redis.Redis, scheduler: RQScheduler) -> bool:
+def scheduler_registered(connection: redis.Redis, scheduler: RQScheduler) -> bool:
     """Whether the scheduler's current process has registered (its loop, and its own SIGTERM
-    handler, are in place), waiting a few seconds for it."""
+    handler, are in place); it must not have died meanwhile."""
     process = scheduler._process
-    deadline = time.monotonic() + 10
-    while process is not None and process.is_alive() and time.monotonic() < deadline:
-        if connection.hget(scheduler.key, "pid") == str(process.pid).encode():
-            return True
-        time.sleep(0.02)
-    return False
+    assert process is not None and process.is_alive(), "the scheduler process died"
+    return connection.hget(scheduler.key, "pid") == str(process.pid).encode()
 
 
 def test_heartbeat_restarts_a_dead_scheduler_and_registers_a_lost_worker(
@@ -1044,8 +1041,10 @@ def test_heartbeat_restarts_a_dead_scheduler_and_registers_a_lost_worker(
             "the scheduler was not started again (lock held by its own name not refreshed?)",
             used_by,
         )
-        assert scheduler_running(redis_client, scheduler), rq_failure(
-            "the restarted scheduler process never registered", used_by
+        wait_for(
+            lambda: scheduler_registered(redis_client, scheduler),
+            timeout=10,
+            what=rq_failure("the restarted scheduler process to register", used_by),
         )
         registered = SimpleWorker.all(connection=redis_client, queue=queue)
         assert worker.name in {each.name for each in registered}
