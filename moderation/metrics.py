@@ -102,6 +102,11 @@ class RedisCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         counts = self.counters.counters()
         yield _counter("moderation_comments_accepted", "Comments accepted", counts.get("accepted"))
+        yield _counter(
+            "moderation_durable_confirmations",
+            "Waits for Redis to confirm writes on disk or at replicas (MODERATION_DURABILITY)",
+            counts.get("durable_confirmations"),
+        )
         decisions = CounterMetricFamily(
             "moderation_decisions",
             "Decisions stored, by action and decider",

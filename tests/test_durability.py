@@ -163,8 +163,10 @@ def test_with_waitaof_every_accept_waits_for_it(valkey):
         answer = client.post("/v1/comments/batch", json={"comments": batch}, headers=auth)
         assert answer.status_code == 200
         assert confirmations(connection) == before + 3
-        # Operators see the promise this API process keeps.
+        # Operators see the promise this API process keeps, and how often it waited.
         assert client.get("/readyz").json["durability"] == "disk"
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert f"moderation_durable_confirmations_total {before + 3}.0" in metrics
     app.extensions["moderation"].redis.close()
 
 
