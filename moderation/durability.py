@@ -25,18 +25,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from moderation.keyspace import KEYS
-
-if TYPE_CHECKING:
-    from moderation.settings import Settings
+from moderation.settings import DURABILITY_MODES, Settings
 
 log = logging.getLogger(__name__)
 
-OFF, DISK, REPLICA = "off", "disk", "replica"
+OFF, DISK, REPLICA = DURABILITY_MODES
 #: Seconds a client should wait before retrying a write Redis did not confirm.
 RETRY_AFTER = 2
 #: Seconds a starting process waits for Redis before giving up on checking it.
