@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build. Where
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build. The
+# optional runtimes ONNX Runtime and OpenVINO come too (about 300 MB installed): with them the
+# workers' `auto` engine can pick the fastest way to run a Detoxify model here. Where
 # PyPI's default wheel is a CUDA one and you have internet, add the CPU index, e.g.
 #   make run TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_VERSION ?= 2.13.0
@@ -16,7 +18,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[onnx,openvino]'
 	touch $@
 
 # The npm clients the tests drive (tests/clients/package-lock.json) come with the test extras.
@@ -50,10 +52,14 @@ bench-spam: $(VENV)/.installed-test
 bench-learning: $(VENV)/.installed-test
 	$(BIN)/python -m bench.learning_eval
 
-# Detoxify throughput and latency: naive RQ vs raw in-process vs the service (under 10 minutes;
-# needs redis-server). Prints a table; writes bench/results/bench-<date>.json and latest.json.
+# Everything the "fast by default" issue measures, in one run (bench/suite.py; about 25 minutes
+# on 2 cores, more the first time, when the engines' exports are built; needs redis-server):
+# naive RQ; raw scoring per engine (runtime x precision, 1 and 2 processes); the service with
+# its defaults (bert-base twin, 2 workers); Perspective checks and Coral calls behind a backlog;
+# the embedded model through the batch endpoint. Prints one markdown table with the date and
+# CPU; writes bench/results/suite-<date>.json and suite-latest.json. `--quick` is a smoke run.
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.detoxify_bench
+	$(BIN)/python -m bench.suite
 
 # Long runs (about 10 minutes; needs redis-server): the fault tests marked `soak` (an overload
 # of 20,000 comments with a worker killed), then 20,000 comments through the running service,

@@ -1,7 +1,9 @@
 """Detoxify throughput and latency: naive RQ, raw in-process scoring, and the service end to end.
 
-    make bench                 # or: .venv/bin/python -m bench.detoxify_bench
+    .venv/bin/python -m bench.detoxify_bench
     .venv/bin/python -m bench.detoxify_bench --quick    # a smoke run with few comments
+
+(`make bench` runs bench/suite.py, which reuses parts of this one.)
 
 One run scores the same YouTube comments (../shared/data, read in place) with the same model, a
 bert-base Detoxify checkpoint with random weights built and cached by bench/detoxify_model.py
@@ -10,11 +12,12 @@ bert-base Detoxify checkpoint with random weights built and cached by bench/deto
 - naive: RQ's stock `Worker` (a forked work horse per job) running bench/naive_job.py, which
   loads Detoxify in every job; 1 and 2 worker processes, a handful of comments.
 - raw: Detoxify in one process on one torch thread (bench/raw_scoring.py): the ceiling for one
-  worker. `Detoxify.predict` on unsorted batches of 32 in fp32 and in the service's precision
-  (what MODERATION_PRECISION=auto chooses, else bf16 where the CPU has it), the service's own
-  scorer on chunks of each batch size, and globally sorted and one by one for reference.
-- service: Redis + `moderation serve` + N `moderation worker` at that precision, one torch
-  thread each, every comment its own HTTP POST: at full load (the comments submitted twice, as
+  worker. `Detoxify.predict` on unsorted batches of 32 in fp32 and on the service's engine
+  (the runtime and precision MODERATION_RUNTIME=auto and MODERATION_PRECISION=auto choose; when
+  that is a torch model), the service's own scorer on chunks of each batch size, and globally
+  sorted and one by one for reference.
+- service: Redis + `moderation serve` + N `moderation worker` on that engine, one thread
+  each, every comment its own HTTP POST: at full load (the comments submitted twice, as
   fast as the API takes them: throughput) and at half that rate (latency); MODERATION_BATCH_SIZE
   16 and 32 with 2 workers, the better one with 1 worker; and the `lite` model, 1 and 2 workers.
 
@@ -39,6 +42,7 @@ from importlib import metadata
 from pathlib import Path
 
 import psutil
+import requests
 
 from bench.comments import shuffled_comments
 from bench.detoxify_model import CACHE, bench_model
@@ -94,11 +98,16 @@ def measure_service(
     full_texts: Sequence[str],
     warm: Sequence[str],
     half_texts: Sequence[str] = (),
+    *,
+    start_timeout: float = 180,
 ) -> dict:
     """Start the service, warm it up, then full load on `full_texts` and, when given, half
-    load (half the full-load rate) on `half_texts`."""
+    load (half the full-load rate) on `half_texts`. `start_timeout`: seconds the workers may
+    take to load their model (with runtime or precision `auto`, the first one measures every
+    installed engine first). Also records what `/readyz` says the workers run."""
     entry: dict = {"workers": workers, "settings": settings}
-    with running_service(scratch, workers, settings) as service:
+    with running_service(scratch, workers, settings, start_timeout=start_timeout) as service:
+        entry["ready"] = readiness(service.url)
         client = ServiceClient(service.url, service.api_key)
         full_load(client, warm, "warm")  # first batches pay one-off costs; not measured
         phases = ["full"] + (["half"] if half_texts else [])
@@ -117,6 +126,12 @@ def measure_service(
                 service.worker_logs, offsets, len(result.posted)
             )
     return entry
+
+
+def readiness(url: str) -> dict:
+    """What `/readyz` says the workers run: model, runtime and precision."""
+    body = requests.get(f"{url}/readyz", timeout=10).json()
+    return {key: body.get(key) for key in ("toxicity_model", "runtime", "precision", "workers")}
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -158,13 +173,13 @@ def _version(package: str) -> str:
 def rows_for(report: dict) -> list[dict]:
     """One row per measured configuration, with the ratios the table shows."""
     raw = report["raw"]
-    precision = raw["precision"]
+    engine = raw["engine"]
     runs = raw["runs"]
     naive = {entry["workers"]: entry for entry in report["naive"]}
     rows: list[dict] = []
     for entry in report["naive"]:
         rows.append(
-            _row(f"naive RQ fork/job ({entry['workers']}w)", entry, "fp32", entry["latency"])
+            _row(f"naive RQ fork/job ({entry['workers']}w)", entry, "torch-fp32", entry["latency"])
         )
     for name, run in runs.items():
         shape, run_precision, *rest = name.split()
@@ -181,16 +196,17 @@ def rows_for(report: dict) -> list[dict]:
                 continue
             result = entry[phase]
             label = f"service {'lite' if lite else f'b{batch}'} {phase} load"
-            row = _row(label, result, "-" if lite else precision, result["latency"])
+            row = _row(label, result, "-" if lite else engine, result["latency"])
             row["workers"] = entry["workers"]
             if phase == "full" and not lite:
                 workers = entry["workers"]
                 rate = result["comments_per_s"]
                 row["vs_naive"] = _ratio(rate, naive.get(workers, {}).get("comments_per_s"))
+                predict = runs.get(f"predict {engine} b32")  # absent for a non-torch engine
                 row["vs_raw"] = _ratio(
-                    rate, workers * runs[f"predict {precision} b32"]["comments_per_s"]
+                    rate, workers * predict["comments_per_s"] if predict else None
                 )
-                same = runs.get(f"service-batching {precision} b{batch}")
+                same = runs.get(f"service-batching {engine} b{batch}")
                 row["vs_raw_same_batching"] = _ratio(
                     rate, workers * same["comments_per_s"] if same else None
                 )
@@ -198,11 +214,11 @@ def rows_for(report: dict) -> list[dict]:
     return rows
 
 
-def _row(name: str, result: dict, precision: str, latency: dict) -> dict:
+def _row(name: str, result: dict, engine: str, latency: dict) -> dict:
     return {
         "configuration": name,
         "workers": result.get("workers", ""),
-        "precision": precision,
+        "engine": engine,
         "comments": result["comments"],
         "comments_per_s": result["comments_per_s"],
         "p50_ms": latency.get("p50_ms"),
@@ -255,7 +271,7 @@ def cpu_rows(report: dict) -> list[dict]:
 
 def goals_for(report: dict) -> list[dict]:
     raw = report["raw"]
-    precision = raw["precision"]
+    engine = raw["engine"]
     chosen = report["chosen_batch_size"]
     two = next(
         e
@@ -263,7 +279,7 @@ def goals_for(report: dict) -> list[dict]:
         if e["workers"] == 2 and e["settings"]["MODERATION_BATCH_SIZE"] == str(chosen)
     )
     throughput = two["full"]["comments_per_s"]
-    same = raw["runs"][f"service-batching {precision} b{chosen}"]["comments_per_s"]
+    same = raw["runs"][f"service-batching {engine} b{chosen}"]["comments_per_s"]
     fraction = throughput / (2 * same)
     p99 = two["half"]["latency"]["p99_ms"]
     return [
@@ -274,7 +290,7 @@ def goals_for(report: dict) -> list[dict]:
         },
         {
             "goal": f">= {GOAL_RAW_FRACTION:g} of raw in-process scoring "
-            f"({precision}, same batching b{chosen}, 2 x 1 process)",
+            f"({engine}, same batching b{chosen}, 2 x 1 process)",
             "value": f"{fraction:.2f}",
             "met": fraction >= GOAL_RAW_FRACTION,
         },
@@ -289,22 +305,24 @@ def goals_for(report: dict) -> list[dict]:
 def print_table(report: dict) -> None:
     raw = report["raw"]
     tokens = raw.get("tokens_per_comment", {})
-    choice = raw["precision_choice"]
+    choice = raw["engine_choice"]
     print(
         f"{report['machine']['cpu']}, {report['machine']['cores']} cores; model: bert-base "
         f"Detoxify checkpoint, random weights; {report['comments']['measured']} YouTube comments, "
         f"tokens mean {tokens.get('mean')} p50 {tokens.get('p50')} p99 {tokens.get('p99')}"
     )
-    print(f"precision {raw['precision']}: {choice.get('calibration', choice['chosen_by'])}")
+    print(f"engine {raw['engine']}: {choice.get('calibration', choice['chosen_by'])}")
+    for note in raw.get("notes", []):
+        print(f"note: {note}")
     header = (
-        f"{'configuration':34} {'workers':>7} {'prec':>5} {'n':>5} {'c/s':>8} {'p50 ms':>9} "
+        f"{'configuration':34} {'workers':>7} {'engine':>17} {'n':>5} {'c/s':>8} {'p50 ms':>9} "
         f"{'p95 ms':>9} {'p99 ms':>9} {'/naive':>7} {'/raw':>6} {'/raw-sb':>7}"
     )
     print(header)
     print("-" * len(header))
     for row in report["rows"]:
         print(
-            f"{row['configuration']:34} {row['workers']!s:>7} {row['precision']:>5} "
+            f"{row['configuration']:34} {row['workers']!s:>7} {row['engine']:>17} "
             f"{row['comments']:5d} {row['comments_per_s']:8.2f} {_cell(row['p50_ms'], 9)} "
             f"{_cell(row['p95_ms'], 9)} {_cell(row['p99_ms'], 9)} "
             f"{_cell(row.get('vs_naive'), 7, 'x')} "
@@ -312,7 +330,7 @@ def print_table(report: dict) -> None:
         )
     print(
         "/naive: service / naive RQ with as many workers. /raw: service / (workers x raw "
-        "Detoxify.predict b32, same precision, 1 thread). /raw-sb: the same against raw with "
+        "Detoxify.predict b32, same engine, 1 thread). /raw-sb: the same against raw with "
         "the service's batching (its scorer on chunks of the batch size)."
     )
     print(
@@ -418,7 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     progress("raw: in-process scoring on one thread", started)
     report["raw"] = raw = run_raw(paths, args, SCRATCH)
-    precision = raw["precision"]
 
     model_env = {
         "BENCH_DETOXIFY_CHECKPOINT": paths["checkpoint"],
@@ -436,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     detoxify = {
         "MODERATION_TOXICITY_MODEL": f"detoxify:{paths['checkpoint']}",
         "MODERATION_DETOXIFY_CONFIG_DIR": paths["config_dir"],
-        "MODERATION_PRECISION": precision,
+        "MODERATION_RUNTIME": raw["runtime"],
+        "MODERATION_PRECISION": raw["precision"],
         "MODERATION_TORCH_THREADS": "1",
     }
     report["service"] = []

@@ -7,10 +7,12 @@ Run by bench/detoxify_bench.py in its own process (so torch's thread settings ar
 Measures, on the benchmark's comments in their fixed order:
 
 - `predict`: `Detoxify.predict` on consecutive batches of 32 (unsorted, padded to the longest
-  comment of each batch), in fp32 (on the first `--fp32-comments` only: it is slow) and in the
-  service's precision (on those too, to compare like with like, and on all);
+  comment of each batch), in fp32 (on the first `--fp32-comments` only: it is slow) and on the
+  service's engine (on those too, to compare like with like, and on all) when that engine is a
+  torch model (`Detoxify.predict` runs torch modules only; otherwise it is skipped, with a note);
 - `service batching`: the service's own `DetoxifyScorer.score` on consecutive chunks of B
-  comments, which is what a worker does with a full batch of B jobs;
+  comments, which is what a worker does with a full batch of B jobs, on the engine (runtime and
+  precision) the service chooses with MODERATION_RUNTIME=auto and MODERATION_PRECISION=auto;
 - `sorted`: `DetoxifyScorer.score` on all comments at once (sorted by length before
   batching), and `one-by-one` (no batching, so no padding): references for what padding costs.
 
@@ -74,32 +76,27 @@ def token_counts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_t
 
 
 def service_scorer(detoxify: Detoxify, max_tokens: int) -> tuple[DetoxifyScorer, dict]:
-    """The service's scorer at the precision the service would choose, and how it was chosen.
+    """The service's scorer on the engine the service would choose, and how it was chosen.
 
-    With MODERATION_PRECISION=auto the service measures at start which precision is fastest
-    within its score tolerance; that choice is used when auto reports one. Otherwise bf16 on
-    CPUs with bf16 instructions, else fp32. The model is left as it was when auto copies it.
+    With MODERATION_RUNTIME=auto and MODERATION_PRECISION=auto (the defaults) the service
+    measures every installed engine at start and keeps the fastest within its score tolerance
+    of fp32; this does the same measurement here (exports cached where the service caches
+    them). `detoxify.model` is left as it was.
     """
-    from workers.scoring.toxicity import DetoxifyScorer
+    from workers.scoring.toxicity import DetoxifyScorer, EngineRequest
 
-    scorer = DetoxifyScorer(detoxify, "raw", precision="auto", max_tokens=max_tokens)
-    calibration = getattr(scorer, "calibration", None)
-    if calibration is not None:
-        choice = {
-            "chosen_by": "MODERATION_PRECISION=auto",
-            "calibration": calibration.summary(),
-            "deviations": calibration.deviations,
-            "calibration_comments_per_s": calibration.comments_per_s,
-        }
-        return scorer, choice
-    precision = "bf16" if cpu_has_bf16() else "fp32"
-    scorer = DetoxifyScorer(detoxify, "raw", precision=precision, max_tokens=max_tokens)
-    return scorer, {"chosen_by": f"auto unavailable or undecided; {precision} by CPU flags"}
-
-
-def cpu_has_bf16() -> bool:
-    flags = Path("/proc/cpuinfo").read_text().split()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    request = EngineRequest(runtime="auto", precision="auto")
+    scorer = DetoxifyScorer(detoxify, "raw", engine=request, max_tokens=max_tokens)
+    calibration = scorer.calibration
+    if calibration is None:  # only one engine to choose from: nothing was measured
+        return scorer, {"chosen_by": "the only engine installed"}
+    choice = {
+        "chosen_by": "MODERATION_RUNTIME=auto, MODERATION_PRECISION=auto",
+        "calibration": calibration.summary(),
+        "deviations": calibration.deviations,
+        "calibration_comments_per_s": calibration.comments_per_s,
+    }
+    return scorer, choice
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from detoxify import Detoxify
     from transformers.utils import logging as transformers_logging
 
+    from workers.scoring.torch_engine import TorchEngine
+
     transformers_logging.disable_progress_bar()
     texts = shuffled_comments()[: args.comments]
     detoxify = Detoxify(checkpoint=args.checkpoint, huggingface_config_path=args.config_dir)
@@ -130,23 +129,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm = ["warm up"] * 4  # one small pass: lazy initialisation is not measured
     fp32_texts = texts[: args.fp32_comments]
     detoxify.predict(warm)
-    runs["predict fp32 b32"] = timed_chunks(detoxify.predict, fp32_texts, PREDICT_BATCH)
-    # Only now: a precision other than fp32 may convert detoxify.model in place.
+    runs["predict torch-fp32 b32"] = timed_chunks(detoxify.predict, fp32_texts, PREDICT_BATCH)
+    # Only now: choosing an engine measures each one, and the model must be as loaded for fp32.
     scorer, choice = service_scorer(detoxify, args.max_tokens)
-    precision = scorer.precision
-    results.update(precision=precision, precision_choice=choice)
-    detoxify.model = scorer.model  # Detoxify.predict at the service's precision
-    detoxify.predict(warm)
-    runs[f"predict {precision} b32 fp32-subset"] = timed_chunks(
-        detoxify.predict, fp32_texts, PREDICT_BATCH
+    engine = f"{scorer.runtime}-{scorer.precision}"
+    results.update(
+        runtime=scorer.runtime, precision=scorer.precision, engine=engine, engine_choice=choice
     )
-    runs[f"predict {precision} b32"] = timed_chunks(detoxify.predict, texts, PREDICT_BATCH)
+    notes: list[str] = []
+    if isinstance(scorer.engine, TorchEngine):
+        detoxify.model = scorer.engine.model  # Detoxify.predict on the service's engine
+        detoxify.predict(warm)
+        runs[f"predict {engine} b32 fp32-subset"] = timed_chunks(
+            detoxify.predict, fp32_texts, PREDICT_BATCH
+        )
+        runs[f"predict {engine} b32"] = timed_chunks(detoxify.predict, texts, PREDICT_BATCH)
+    else:
+        notes.append(
+            f"Detoxify.predict on the service's engine not measured: {engine} is not a torch "
+            "model, and Detoxify.predict runs torch modules only"
+        )
     for size in (int(part) for part in args.batch_sizes.split(",")):
-        runs[f"service-batching {precision} b{size}"] = timed_chunks(scorer.score, texts, size)
-    runs[f"sorted {precision}"] = timed_chunks(scorer.score, texts, len(texts))
-    runs[f"one-by-one {precision}"] = timed_chunks(scorer.score, texts, 1)
+        runs[f"service-batching {engine} b{size}"] = timed_chunks(scorer.score, texts, size)
+    runs[f"sorted {engine}"] = timed_chunks(scorer.score, texts, len(texts))
+    runs[f"one-by-one {engine}"] = timed_chunks(scorer.score, texts, 1)
     results["scorer_sub_batch"] = scorer.batch_size
     results["runs"] = runs
+    results["notes"] = notes
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

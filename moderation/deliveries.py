@@ -8,6 +8,7 @@ left. Delivery is at least once; receivers should treat a repeated event as the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ import redis
 from moderation.keyspace import KEYS
 from moderation.queue import DeliveryEnqueuer
 from moderation.records import Comment, isoformat, utc_now
-from moderation.sites import SiteStore
+from moderation.sites import Site, SiteStore
 from moderation.store import CommentStore, pending_member
 
 #: Attempts kept per comment.
@@ -51,7 +52,11 @@ class Outbox:
         self.enqueue = enqueue
 
     def callback_url(
-        self, site: str, comment_id: str, comment: Comment | None = None
+        self,
+        site: str,
+        comment_id: str,
+        comment: Comment | None = None,
+        site_record: Site | None = None,
     ) -> str | None:
         """Where this comment's decisions go: its own callback URL, else its site's (nowhere
         for a one-off check)."""
@@ -60,22 +65,39 @@ class Outbox:
             return None
         if comment is not None and comment.submission.callback_url:
             return comment.submission.callback_url
-        found = self.sites.get(site)
+        found = site_record or self.sites.get(site)
         return found.callback_url if found else None
 
-    def flush(self, site: str, comment_id: str, comment: Comment | None = None) -> bool:
+    def flush(
+        self,
+        site: str,
+        comment_id: str,
+        comment: Comment | None = None,
+        site_record: Site | None = None,
+    ) -> bool:
         """Queue the webhook for the comment's latest decision (if anyone listens) and take it
-        off the outbox, in one transaction. Returns whether a delivery was queued. `comment`,
-        when the caller has it, saves reading it again."""
+        off the outbox, in one transaction. Returns whether a delivery was queued. `comment`
+        and `site_record`, when the caller has them, save reading them again."""
         member = pending_member(site, comment_id)
         with self.redis.pipeline() as pipe:
             pipe.multi()
-            queued = self.callback_url(site, comment_id, comment) is not None
+            queued = self.callback_url(site, comment_id, comment, site_record) is not None
             if queued:
                 self.enqueue(pipe, site, comment_id)
             pipe.zrem(KEYS.outbox, member)
             pipe.execute()
         return queued
+
+    def flush_many(self, decided: Sequence[tuple[Comment, Site | None]]) -> None:
+        """`flush` for several decided comments (each with its site's record), in one
+        transaction."""
+        with self.redis.pipeline() as pipe:
+            pipe.multi()
+            for comment, site_record in decided:
+                if self.callback_url(comment.site, comment.id, comment, site_record) is not None:
+                    self.enqueue(pipe, comment.site, comment.id)
+                pipe.zrem(KEYS.outbox, pending_member(comment.site, comment.id))
+            pipe.execute()
 
     def redeliver(self, site: str, comment_id: str) -> bool:
         """Queue a delivery of the comment's current state now."""

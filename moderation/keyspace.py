@@ -37,6 +37,9 @@ Layout (every key under the `mod:` prefix):
     mod:unresponsive:{origin}      string  when deliveries to a receiver that timed out resume
     mod:alive:{worker}             string  set every few seconds while a worker process lives
     mod:sweep-lock                 string  held by the one worker sweeping pending comments
+    mod:engine-choice:{digest}     string  the engine measured best for one model on one kind
+                                           of machine (JSON; see moderation.engine_choices)
+    mod:engine-choice-lock:{d}     string  held by the one worker measuring it
     mod:metrics:counters           hash    counters many processes add to (see metrics.py)
     mod:metrics:scoring:{model}    hash    the scoring latency histogram of one model
     mod:ratelimit:{LIMITER/...}    string  flask-limiter's counters (see ratelimit.py)
@@ -187,6 +190,12 @@ class Keyspace:
 
     def unresponsive(self, origin: str) -> str:
         return f"{self.prefix}:unresponsive:{origin}"
+
+    def engine_choice(self, digest: str) -> str:
+        return f"{self.prefix}:engine-choice:{digest}"
+
+    def engine_choice_lock(self, digest: str) -> str:
+        return f"{self.prefix}:engine-choice-lock:{digest}"
 
 
 KEYS = Keyspace()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -54,6 +55,15 @@ class PolicyStore:
         """The site's policy, or the service default (version 0) when it has none."""
         raw = self.redis.get(KEYS.policy(site))
         return policy_from_json(json.loads(raw)) if raw else self.default
+
+    def get_many(self, sites: Iterable[str]) -> dict[str, PolicySettings]:
+        """The policies of `sites`, in one round trip."""
+        unique = list(dict.fromkeys(sites))
+        raws = self.redis.mget([KEYS.policy(site) for site in unique]) if unique else []
+        return {
+            site: policy_from_json(json.loads(raw)) if raw else self.default
+            for site, raw in zip(unique, raws, strict=True)
+        }
 
     def replace(
         self, site: str, policy: PolicySettings, expected_version: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import redis
@@ -20,6 +21,10 @@ RETRAIN_SITE_JOB = "workers.learning.jobs.retrain_site"
 DELIVERY_QUEUE = "moderation-webhooks"
 DELIVER_WEBHOOK_JOB = "workers.deliveries.deliver_webhook"
 
+#: The start of every check's job id: a worker between two forward passes looks at the front of
+#: its queues for one (`is_check_job`) and scores it in its next pass, before the rest of its
+#: batch.
+CHECK_JOB_PREFIX = "check-"
 #: Keep a finished job's result briefly (the decision itself lives on the comment).
 RESULT_TTL = 600
 #: A finished scoring job and its result (an RQ stream of about 4.7 KiB) are kept only a
@@ -34,6 +39,13 @@ RETRAIN_TIMEOUT = 600
 #: Seconds a site stays marked "retraining queued"; if its job is lost, the workers'
 #: maintenance asks again once the mark is gone. Longer than any delay of a retraining.
 RETRAIN_QUEUED_TTL = 300
+
+
+def is_check_job(job_id: str | bytes | None) -> bool:
+    """Whether a scoring job is a one-off check, whose caller waits on its answer."""
+    if isinstance(job_id, bytes):
+        job_id = job_id.decode()
+    return bool(job_id) and job_id.startswith(CHECK_JOB_PREFIX)  # type: ignore[union-attr]
 
 
 def scoring_queue(connection: redis.Redis) -> Queue:
@@ -107,6 +119,8 @@ class ScoringEnqueuer:
             meta=job_meta(),
             pipeline=pipe,
             at_front=at_front,
+            # Only checks go to the front: their ids say so, for workers between passes.
+            job_id=f"{CHECK_JOB_PREFIX}{uuid.uuid4().hex}" if at_front else None,
         )
         return job.id
 

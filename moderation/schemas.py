@@ -205,6 +205,9 @@ class ReadinessSchema(ma.Schema):
     oldest_pending_seconds = fields.Float(allow_none=True)
     toxicity_model = fields.Raw(metadata={"description": "the workers' model (a list if mixed)"})
     precision = fields.Raw(metadata={"description": "the workers' precision (a list if mixed)"})
+    runtime = fields.Raw(
+        metadata={"description": "what runs the workers' model: torch, onnxruntime, openvino"}
+    )
     languages = fields.List(
         fields.String(),
         metadata={"description": "the languages some live worker's toxicity model reads"},

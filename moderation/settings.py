@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 TOXICITY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
+#: What runs a Detoxify model (`auto`: the fastest accurate one installed, measured once).
+RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
 UNSCORED_LANGUAGE_ACTIONS = ("hold", "approve")
 #: What a 202 (and a decision) waits for: nothing more than Redis's reply (`off`), the write
 #: on Redis's disk (`disk`), and on the disk and at least one replica as well (`replica`).
@@ -84,7 +86,12 @@ class Settings:
     detoxify_config_dir: Path | None = None
     #: The languages the toxicity model reads (ISO 639-1); None: what the model is known for.
     toxicity_languages: frozenset[str] | None = None
-    precision: str = "fp32"
+    #: `auto` for either: the fastest engine that scores within 0.02 of fp32 torch, measured
+    #: by the first worker with the model on a kind of machine and kept in Redis for the rest.
+    precision: str = "auto"
+    runtime: str = "auto"
+    #: Where models exported to ONNX Runtime or OpenVINO are kept (None: ~/.cache/moderation).
+    engine_cache_dir: Path | None = None
     max_tokens: int = 256
     torch_threads: int = 1
     batch_size: int = 16
@@ -232,6 +239,18 @@ def _directory(raw: str) -> Path:
     return path
 
 
+def _writable_directory(raw: str) -> Path:
+    """A directory this process can write to, created if missing."""
+    path = Path(raw).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create {raw!r}: {error.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{raw!r} is not writable")
+    return path
+
+
 def _model_file(raw: str) -> Path:
     path = Path(raw).expanduser()
     if path.suffix != ".npz" or not path.is_file():
@@ -315,6 +334,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_DETOXIFY_CONFIG_DIR": ("detoxify_config_dir", _directory),
     "MODERATION_TOXICITY_LANGUAGES": ("toxicity_languages", _languages),
     "MODERATION_PRECISION": ("precision", _choice(*PRECISIONS)),
+    "MODERATION_RUNTIME": ("runtime", _choice(*RUNTIMES)),
+    "MODERATION_ENGINE_CACHE_DIR": ("engine_cache_dir", _writable_directory),
     "MODERATION_DURABILITY": ("durability", _choice(*DURABILITY_MODES)),
     "MODERATION_DURABILITY_TIMEOUT": ("durability_timeout", _positive(float)),
     "MODERATION_DURABILITY_REPLICAS": ("durability_replicas", _positive(int)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
@@ -143,15 +143,16 @@ class SiteStore:
             pipe.execute()
 
     def get(self, name: str) -> Site | None:
-        data = self.redis.hgetall(KEYS.site(name))
-        if not data:
-            return None
-        fields = {k.decode(): v.decode() for k, v in data.items()}
-        return Site(
-            name=name,
-            callback_url=fields.get("callback_url") or None,
-            webhook_nonce=fields.get("webhook_nonce", ""),
-        )
+        return _site_from_hash(name, self.redis.hgetall(KEYS.site(name)))
+
+    def get_many(self, names: Iterable[str]) -> dict[str, Site | None]:
+        """The sites of `names` (None for unknown ones), in one round trip."""
+        unique = list(dict.fromkeys(names))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in unique:
+                pipe.hgetall(KEYS.site(name))
+            found = pipe.execute()
+        return {name: _site_from_hash(name, data) for name, data in zip(unique, found, strict=True)}
 
     def set_callback_url(self, name: str, url: str | None) -> None:
         if self.get(name) is None:
@@ -199,3 +200,14 @@ class SiteStore:
                 "it derives the sites' webhook secrets"
             )
         return self.secret_key
+
+
+def _site_from_hash(name: str, data: dict[bytes, bytes]) -> Site | None:
+    if not data:
+        return None
+    fields = {k.decode(): v.decode() for k, v in data.items()}
+    return Site(
+        name=name,
+        callback_url=fields.get("callback_url") or None,
+        webhook_nonce=fields.get("webhook_nonce", ""),
+    )

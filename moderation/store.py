@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,26 @@ class DecideOutcome:
 
 
 @dataclass(frozen=True)
+class DecideRequest:
+    """One decision to store (see `CommentStore.decide`)."""
+
+    site: str
+    comment_id: str
+    decision: Decision
+    author_id: str
+    allowed: tuple[Status, ...] = (Status.PENDING,)
+    note: str = ""
+    highlights: Mapping[str, list[str]] | None = None
+
+
+def _decide_outcome(result: list[Any]) -> DecideOutcome:
+    code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
+    if code == -1:
+        return DecideOutcome(stored=False, status=None)
+    return DecideOutcome(stored=code == 1, status=Status(status))
+
+
+@dataclass(frozen=True)
 class Accepted:
     comment: Comment
     created: bool
@@ -254,6 +274,17 @@ class CommentStore:
         data = self.redis.hgetall(KEYS.comment(site, comment_id))
         return _comment_from_hash(site, data) if data else None
 
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> list[Comment | None]:
+        """The comments of (site, id) `keys`, in one round trip (None for those missing)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for site, comment_id in keys:
+                pipe.hgetall(KEYS.comment(site, comment_id))
+            found = pipe.execute()
+        return [
+            _comment_from_hash(site, data) if data else None
+            for (site, _), data in zip(keys, found, strict=True)
+        ]
+
     def wait_for_decision(self, site: str, comment_id: str, timeout: float) -> Comment | None:
         """The comment once it is decided, or as it is after `timeout` seconds.
 
@@ -276,6 +307,24 @@ class CommentStore:
         """(site, id) of comments still pending that arrived before `cutoff`, oldest first."""
         members = self.redis.zrangebyscore(KEYS.pending, "-inf", cutoff, start=0, num=limit)
         return [tuple(member.decode().split("\n", 1)) for member in members]  # type: ignore[misc]
+
+    def sample_texts(self, limit: int, *, scans: int = 10) -> list[str]:
+        """The texts of up to `limit` stored comments, whichever `scans` SCAN calls find
+        first (erased ones and those stored without text are skipped). For measurements that
+        want real comments, such as a worker choosing its engine; never logged."""
+        keys: list[bytes] = []
+        cursor = 0
+        for _ in range(scans):
+            cursor, found = self.redis.scan(cursor, match=KEYS.comment("*", "*"), count=1000)
+            keys += found
+            if cursor == 0 or len(keys) >= 4 * limit:
+                break
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "content")
+            contents = pipe.execute()
+        texts = list(dict.fromkeys(raw.decode() for raw in contents if raw))
+        return texts[:limit]
 
     def job_id(self, site: str, comment_id: str) -> str | None:
         raw = self.redis.hget(KEYS.comment(site, comment_id), "job_id")
@@ -355,39 +404,52 @@ class CommentStore:
         if author_id is None:
             comment = self.get(site, comment_id)
             author_id = comment.submission.author.get("id", "") if comment else ""
-        result = self._decide(
-            keys=[
-                KEYS.comment(site, comment_id),
-                KEYS.pending,
-                KEYS.held(site),
-                KEYS.audit(site, comment_id),
-                KEYS.site_events(site),
-                KEYS.author_counts(site, author_id),
-                KEYS.retention,
-                KEYS.outbox,
-                KEYS.metric_counters,
-            ],
-            args=[
-                ",".join(status.value for status in allowed),
-                decision.action.status.value,
-                json.dumps(decision.to_storage()),
-                pending_member(site, comment_id),
-                KEYS.decided_channel(site, comment_id),
-                comment_id,
-                decision.decided_by,
-                decision.action.value,
-                note,
-                repr(decision.decided_at),
-                "1" if author_id else "0",
-                "1" if self.track_retention else "0",
-                json.dumps(dict(highlights)) if highlights else "",
-            ],
-        )
+        request = DecideRequest(site, comment_id, decision, author_id, allowed, note, highlights)
+        result = self._decide(*self._decide_arguments(request))
         self.confirm()  # also when it was decided already: confirms that earlier decision
-        code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
-        if code == -1:
-            return DecideOutcome(stored=False, status=None)
-        return DecideOutcome(stored=code == 1, status=Status(status))
+        return _decide_outcome(result)
+
+    def decide_many(self, requests: Sequence[DecideRequest]) -> list[DecideOutcome]:
+        """`decide` for several comments in one round trip (each decision atomic on its own,
+        as with `decide`), then one wait for the durability promise."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for request in requests:
+                keys, args = self._decide_arguments(request)
+                self._decide(keys=keys, args=args, client=pipe)
+            results = pipe.execute()
+        self.confirm()
+        return [_decide_outcome(result) for result in results]
+
+    def _decide_arguments(self, request: DecideRequest) -> tuple[list[str], list[str]]:
+        """The decide script's keys and arguments for `request`."""
+        site, comment_id, decision = request.site, request.comment_id, request.decision
+        keys = [
+            KEYS.comment(site, comment_id),
+            KEYS.pending,
+            KEYS.held(site),
+            KEYS.audit(site, comment_id),
+            KEYS.site_events(site),
+            KEYS.author_counts(site, request.author_id),
+            KEYS.retention,
+            KEYS.outbox,
+            KEYS.metric_counters,
+        ]
+        args = [
+            ",".join(status.value for status in request.allowed),
+            decision.action.status.value,
+            json.dumps(decision.to_storage()),
+            pending_member(site, comment_id),
+            KEYS.decided_channel(site, comment_id),
+            comment_id,
+            decision.decided_by,
+            decision.action.value,
+            request.note,
+            repr(decision.decided_at),
+            "1" if request.author_id else "0",
+            "1" if self.track_retention else "0",
+            json.dumps(dict(request.highlights)) if request.highlights else "",
+        ]
+        return keys, args
 
     # --- reading the review side ------------------------------------------------------------
 
@@ -410,6 +472,16 @@ class CommentStore:
     def audit(self, site: str, comment_id: str) -> list[dict[str, Any]]:
         """The comment's audit events, oldest first."""
         return [json.loads(raw) for raw in self.redis.lrange(KEYS.audit(site, comment_id), 0, -1)]
+
+    def approved_counts(self, authors: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """How many comments of each (site, author id) are approved, in one round trip."""
+        unique = list(dict.fromkeys(author for author in authors if author[1]))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for site, author_id in unique:
+                pipe.hget(KEYS.author_counts(site, author_id), "approved")
+            found = pipe.execute()
+        counts = {author: max(0, int(raw or 0)) for author, raw in zip(unique, found, strict=True)}
+        return {author: counts.get(author, 0) for author in authors}
 
     def author_counts(self, site: str, author_id: str) -> dict[str, int]:
         """How many of the author's comments on the site are approved, held and rejected."""
@@ -478,35 +550,58 @@ class CommentStore:
         duplicate_window: int,
         burst_window: int,
     ) -> ActivityCounts:
-        """Record the comment in its recent-activity sets and count its neighbours.
+        """Record the comment in its recent-activity sets and count its neighbours."""
+        [counts] = self.count_activity_many(
+            [(comment, fingerprint)], duplicate_window, burst_window
+        )
+        return counts
+
+    def count_activity_many(
+        self,
+        comments: Sequence[tuple[Comment, str]],
+        duplicate_window: int,
+        burst_window: int,
+    ) -> list[ActivityCounts]:
+        """`count_activity` for several (comment, text fingerprint), in one round trip, in
+        order (a comment counts those before it).
 
         Members are comment ids, so running this twice for one comment counts it once. The
         sets are trimmed by submission time, not by the clock: in a backlog a comment is scored
         long after it arrived, and its window (and those of the comments queued behind it)
         still needs entries older than now - window.
         """
-        author = comment.submission.author
-        windows = {"text": (fingerprint, duplicate_window)}
-        if author.get("id"):
-            windows["author"] = (author["id"], burst_window)
-        if author.get("ip"):
-            windows["ip"] = (author["ip"], burst_window)
-        at = comment.submitted_at
-        backlog = math.ceil(max(0.0, utc_now() - at))
+        now = utc_now()
+        every: list[dict[str, tuple[str, int]]] = []
         with self.redis.pipeline(transaction=False) as pipe:
-            for kind, (value, window) in windows.items():
-                key = KEYS.recent(kind, comment.site, value)
-                pipe.zadd(key, {comment.id: at})
-                pipe.zremrangebyscore(key, "-inf", f"({at - window}")
-                pipe.expire(key, window + backlog)
-                pipe.zcount(key, at - window, at)
+            for comment, fingerprint in comments:
+                author = comment.submission.author
+                windows = {"text": (fingerprint, duplicate_window)}
+                if author.get("id"):
+                    windows["author"] = (author["id"], burst_window)
+                if author.get("ip"):
+                    windows["ip"] = (author["ip"], burst_window)
+                at = comment.submitted_at
+                backlog = math.ceil(max(0.0, now - at))
+                for kind, (value, window) in windows.items():
+                    key = KEYS.recent(kind, comment.site, value)
+                    pipe.zadd(key, {comment.id: at})
+                    pipe.zremrangebyscore(key, "-inf", f"({at - window}")
+                    pipe.expire(key, window + backlog)
+                    pipe.zcount(key, at - window, at)
+                every.append(windows)
             replies = pipe.execute()
-        counts = dict(zip(windows, replies[3::4], strict=True))
-        return ActivityCounts(
-            duplicate_count=int(counts.get("text", 1)),
-            author_burst=int(counts.get("author", 1)),
-            ip_burst=int(counts.get("ip", 1)),
-        )
+        found: list[ActivityCounts] = []
+        for windows in every:
+            mine, replies = replies[: 4 * len(windows)], replies[4 * len(windows) :]
+            counts = dict(zip(windows, mine[3::4], strict=True))
+            found.append(
+                ActivityCounts(
+                    duplicate_count=int(counts.get("text", 1)),
+                    author_burst=int(counts.get("author", 1)),
+                    ip_burst=int(counts.get("ip", 1)),
+                )
+            )
+        return found
 
 
 def _event(

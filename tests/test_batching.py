@@ -33,6 +33,9 @@ def score_all(client, headers, redis_server, redis_client, tiny_detoxify, tmp_pa
         "MODERATION_DETOXIFY_CONFIG_DIR": str(tiny_detoxify.config_dir),
         "MODERATION_BATCH_SIZE": str(batch_size),
         "MODERATION_BATCH_WAIT": "0.05",
+        # fp32 torch: int8 scales its inputs per pass, so only fp32 scores the same in any pass
+        "MODERATION_RUNTIME": "torch",
+        "MODERATION_PRECISION": "fp32",
     }
     log = tmp_path / f"worker-{batch_size}.log"
     with running_worker(redis_server.url, log, env):
@@ -61,8 +64,8 @@ def test_batched_scores_equal_one_at_a_time(
         client, many, redis_server, redis_client, tiny_detoxify, tmp_path, batch_size=16
     )
 
-    assert single_batches == []  # batch size 1: every comment scored on its own
-    assert max(batches) > 1, batches  # the queue was full: batches formed
+    assert set(single_batches) == {1}  # batch size 1: every comment scored on its own
+    assert max(batches) > 1, batches  # the queue was full: passes of several formed
     assert sum(batches) == len(TEXTS)
     for alone, together in zip(singles, batched, strict=True):
         for label, value in alone["decision"]["scores"].items():

@@ -16,6 +16,7 @@ from detoxify import Detoxify
 from flask.testing import FlaskClient
 
 from moderation.app import create_app
+from moderation.keyspace import KEYS
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from tests.support.processes import live_workers, moderation_env, moderation_process, wait_for
@@ -183,7 +184,7 @@ def test_a_published_checkpoint_loads_offline_from_its_base_models_files(
     scorer = scorer_of(published)
 
     assert scorer.labels == shape.labels
-    assert scorer.model.config.num_labels == shape.num_classes
+    assert scorer.config.num_labels == shape.num_classes
     assert scorer.score([TOXIC_EXAMPLE])[0]["toxicity"] > 0.9
 
 
@@ -215,6 +216,8 @@ class Deployment:
     model: TinyDetoxify
     client: FlaskClient
     auth: dict[str, str]
+    url: str
+    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +226,10 @@ def deployments(
 ) -> Iterator[dict[str, Deployment]]:
     """A real worker process per variant, started together (each loading a model takes
     seconds), each on its own Redis database so that it scores only its variant's comments.
-    Each is given its checkpoint as a published one is (see `as_published`)."""
+    Each is given its checkpoint as a published one is (see `as_published`), and measures
+    which torch precision to score with (the other runtimes are tested elsewhere)."""
     logs = tmp_path_factory.mktemp("variant-workers")
+    engines = tmp_path_factory.mktemp("variant-engines")
     base = redis_server.url.rsplit("/", 1)[0]
     urls = {variant: f"{base}/{number}" for number, variant in enumerate(SHAPES, start=1)}
     models: dict[str, TinyDetoxify] = {}
@@ -238,6 +243,8 @@ def deployments(
             extra = {
                 "MODERATION_TOXICITY_MODEL": model.spec,
                 "MODERATION_DETOXIFY_CONFIG_DIR": str(model.config_dir),
+                "MODERATION_RUNTIME": "torch",
+                "MODERATION_ENGINE_CACHE_DIR": str(engines),
             }
             env = moderation_env(url, extra)
             log = logs / f"{variant}.log"
@@ -253,7 +260,9 @@ def deployments(
             )
         try:
             yield {
-                variant: stack.enter_context(_deployment(models[variant], url))
+                variant: stack.enter_context(
+                    _deployment(models[variant], url, logs / f"{variant}.log")
+                )
                 for variant, url in urls.items()
             }
         finally:  # all stop together; moderation_process then waits for each
@@ -269,7 +278,7 @@ def _registered(url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
 
 
 @contextmanager
-def _deployment(model: TinyDetoxify, url: str) -> Iterator[Deployment]:
+def _deployment(model: TinyDetoxify, url: str, log: Path) -> Iterator[Deployment]:
     """An app on `url`'s database with a `news` site, as conftest's fixtures make for db 0."""
     secret = moderation_env(url)["MODERATION_SECRET_KEY"]  # the workers' own
     settings = Settings(redis_url=url, secret_key=secret, toxicity_model="lite")
@@ -277,7 +286,8 @@ def _deployment(model: TinyDetoxify, url: str) -> Iterator[Deployment]:
     with redis.Redis.from_url(url) as connection:
         site = SiteStore(connection, secret).create("news")
     try:
-        yield Deployment(model, app.test_client(), {"Authorization": f"Bearer {site.api_key}"})
+        auth = {"Authorization": f"Bearer {site.api_key}"}
+        yield Deployment(model, app.test_client(), auth, url, log)
     finally:
         app.extensions["moderation"].redis.close()
 
@@ -320,6 +330,25 @@ def test_a_worker_decides_with_each_variant(
         assert record["status"] == expected, (comment_id, decision)
     toxic_reasons = records["toxic"]["decision"]["reasons"]
     assert any(reason.startswith("toxicity ") for reason in toxic_reasons)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("variant", list(SHAPES))
+def test_each_variant_worker_measured_its_engine(
+    deployments: dict[str, Deployment], variant: str
+) -> None:
+    """`MODERATION_PRECISION` is `auto` by default: each worker timed the torch precisions on
+    its own architecture, kept the answer in its Redis and says what it scores with."""
+    deployment = deployments[variant]
+
+    readiness = deployment.client.get("/readyz").get_json()
+
+    assert (readiness["runtime"], readiness["workers"]) == ("torch", 1)
+    assert readiness["precision"] in ("fp32", "bf16", "int8")
+    assert f"engine auto chose torch-{readiness['precision']} " in deployment.log.read_text()
+    with redis.Redis.from_url(deployment.url) as connection:
+        assert len(connection.keys(KEYS.engine_choice("*"))) == 1
+        assert connection.keys(KEYS.engine_choice_lock("*")) == []
 
 
 def test_tiny_checkpoints_are_saved_as_published(tiny: Build) -> None:

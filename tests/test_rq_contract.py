@@ -35,9 +35,15 @@ from rq import Callback, Queue, Retry, SimpleWorker, get_current_job
 from rq.exceptions import NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import (
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
+from rq.utils import now as rq_now
 from rq.worker import BaseWorker, WorkerStatus
 
 from moderation.operations import queue_status
@@ -210,7 +216,7 @@ IMPORTS = [
     ("rq.job", "Job", f"{WORKER}, {SWEEPER}, workers/jobs.py scoring_failed"),
     ("rq.job", "JobStatus", f"{SWEEPER} WAITING, needs_new_job"),
     ("rq.utils", "now", f"{SWEEPER} overdue"),
-    ("rq.timeouts", "JobTimeoutException", f"{WORKER} ScoringWorker.prescore_batch"),
+    ("rq.timeouts", "JobTimeoutException", f"{WORKER} ScoringWorker.prescore_pass"),
     ("rq.timeouts", "TimerDeathPenalty", f"{DELIVERIES} DeliveryWorker"),
     ("rq.worker", "WorkerStatus", f"{WORKER} ScoringWorker.execute_job"),
     ("rq.worker", "BaseWorker", f"{OUTAGES} RidesOutOutages"),
@@ -273,7 +279,12 @@ OWN_METHODS = {
         "mark_started",
         "more_jobs",
         "waiting_jobs",
-        "prescore_batch",
+        "work_on",
+        "passes",
+        "waiting_checks",
+        "prescore_pass",
+        "perform_pass",
+        "finish_together",
     },
     DeliveryWorker: {"__init__", "perform_in_thread"},
     RidesOutOutages: {"ride_out", "wait_for_redis", "heartbeat_and_mend"},
@@ -362,8 +373,17 @@ CALLS: list[tuple[Any, str, list[str], list[str], str]] = [
         "prepare_execution",
         ["job"],
         [],
-        f"{WORKER} ScoringWorker.start_batch, {DELIVERIES} DeliveryWorker.execute_job",
+        f"{DELIVERIES} DeliveryWorker.execute_job",
     ),
+    (
+        Execution,
+        "create",
+        ["job", "ttl"],
+        ["pipeline", "worker_name"],
+        f"{WORKER} ScoringWorker.mark_started (prepare_execution for a whole batch)",
+    ),
+    (SimpleWorker, "get_heartbeat_ttl", ["job"], [], f"{WORKER} ScoringWorker.mark_started"),
+    (SimpleWorker, "set_state", ["state"], ["pipeline"], f"{WORKER} ScoringWorker.mark_started"),
     (
         SimpleWorker,
         "perform_job",
@@ -416,7 +436,13 @@ CALLS: list[tuple[Any, str, list[str], list[str], str]] = [
     (Queue, "enqueue_in", ["time_delta", "func"], [], f"{QUEUE} LearningEnqueuer.__call__"),
     (Queue, "fetch_job", ["job_id"], [], f"{OPERATIONS} requeue_failed"),
     (Job, "fetch", ["id"], ["connection"], f"{SWEEPER} needs_new_job, is_taken"),
-    (Job, "fetch_many", ["job_ids"], ["connection"], f"{SWEEPER} withdraw_waiting"),
+    (
+        Job,
+        "fetch_many",
+        ["job_ids"],
+        ["connection", "serializer"],
+        f"{SWEEPER} withdraw_waiting, {WORKER} ScoringWorker.waiting_jobs",
+    ),
     (Job, "get_status", ["refresh"], [], f"{SWEEPER} taken_but_not_started, needs_new_job"),
     (
         Job,
@@ -443,6 +469,46 @@ CALLS: list[tuple[Any, str, list[str], list[str], str]] = [
         [],
         f"{DELIVERIES} DeliveryWorker (RQ builds it with job_id=)",
     ),
+    # RQ's perform_job and handle_job_success, step by step, for a pass of scoring jobs.
+    (Job, "perform", [], [], f"{WORKER} ScoringWorker.perform_pass"),
+    (
+        SimpleWorker,
+        "_finalize_failure",
+        ["job", "queue", "execution", "exc_info"],
+        [],
+        f"{WORKER} ScoringWorker.perform_pass",
+    ),
+    (Job, "get_result_ttl", ["default_ttl"], [], f"{WORKER} ScoringWorker.finish_together"),
+    (
+        SimpleWorker,
+        "increment_successful_job_count",
+        [],
+        ["pipeline"],
+        f"{WORKER} ScoringWorker.finish_together",
+    ),
+    (
+        SimpleWorker,
+        "increment_total_working_time",
+        ["job_execution_time", "pipeline"],
+        [],
+        f"{WORKER} ScoringWorker.finish_together",
+    ),
+    (
+        Job,
+        "_handle_success",
+        ["result_ttl", "pipeline"],
+        ["worker_name", "execution_id", "execution_started_at", "execution_ended_at"],
+        f"{WORKER} ScoringWorker.finish_together",
+    ),
+    (Job, "cleanup", ["ttl", "pipeline"], ["remove_from_queue"], f"{WORKER} finish_together"),
+    (
+        SimpleWorker,
+        "cleanup_execution",
+        ["job", "pipeline"],
+        ["execution"],
+        f"{WORKER} ScoringWorker.finish_together",
+    ),
+    (SimpleWorker, "heartbeat", [], ["pipeline"], f"{WORKER} ScoringWorker.finish_together"),
 ]
 
 
@@ -483,7 +549,7 @@ def test_the_methods_the_workers_call_take_the_arguments_they_pass(
 def test_the_death_penalty_is_built_with_job_id_as_perform_job_does() -> None:
     """RQ builds `death_penalty_class(timeout, JobTimeoutException, job_id=...)`: the class
     the delivery worker sets must accept it, and so must the default one, which
-    workers/worker.py ScoringWorker.prescore_batch builds as `(timeout, JobTimeoutException)`."""
+    workers/worker.py ScoringWorker.prescore_pass builds as `(timeout, JobTimeoutException)`."""
     source = inspect.getsource(BaseWorker.perform_job)
     assert "self.death_penalty_class(" in source, rq_failure(
         "perform_job no longer builds the job timeout from self.death_penalty_class",
@@ -493,7 +559,7 @@ def test_the_death_penalty_is_built_with_job_id_as_perform_job_does() -> None:
         kinds = {p.kind for p in inspect.signature(penalty.__init__).parameters.values()}
         assert inspect.Parameter.VAR_KEYWORD in kinds, rq_failure(
             f"{penalty.__name__} no longer takes **kwargs (RQ passes job_id=)",
-            "workers/deliveries.py DeliveryWorker, workers/worker.py prescore_batch",
+            "workers/deliveries.py DeliveryWorker, workers/worker.py prescore_pass",
         )
 
 
@@ -513,7 +579,7 @@ def test_a_real_simple_worker_has_the_attributes_the_workers_use(
         "queue_class": f"{WORKER} ScoringWorker.take_waiting, waiting_jobs",
         "job_class": f"{WORKER} ScoringWorker.take_waiting, waiting_jobs",
         "serializer": f"{WORKER} ScoringWorker.take_waiting, waiting_jobs",
-        "death_penalty_class": f"{WORKER} ScoringWorker.take_waiting, prescore_batch",
+        "death_penalty_class": f"{WORKER} ScoringWorker.take_waiting, prescore_pass",
         "connection": f"{WORKER}, {DELIVERIES}, {OUTAGES}",
         "name": f"{WORKER} mark_started, run_worker (Liveness)",
         "key": f"{OUTAGES} RidesOutOutages.heartbeat_and_mend",
@@ -567,7 +633,7 @@ def test_enqueue_call_on_a_multi_pipeline_writes_nothing_until_it_executes(
         queue.name,
     ), rq_failure(
         "the job's func_name, args or origin changed",
-        f"{WORKER} prescore_batch, {SWEEPER} orphaned, workers/jobs.py scoring_failed",
+        f"{WORKER} prescore_pass, {SWEEPER} orphaned, workers/jobs.py scoring_failed",
     )
     assert job.timeout == settings.job_timeout and job.result_ttl == SCORING_RESULT_TTL
     assert (job.retries_left, job.retry_intervals) == (retries, RETRY_INTERVALS[:retries]), (
@@ -706,7 +772,7 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
             "a one-queue dequeue no longer parks the job in `intermediate_queue_key`",
             "workers/worker.py mark_started, workers/sweeper.py is_taken",
         )
-        worker.mark_started(batch)
+        executions = worker.mark_started(batch)
         # A worker of several queues takes its jobs off the intermediate list itself (RQ's
         # perform_job does it only for one queue), or RQ's maintenance would later fail them.
         assert redis_client.llen(shared.intermediate_queue_key) == 0
@@ -723,12 +789,20 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
                 "the job hash field `worker_name` is no longer Job.worker_name",
                 "workers/worker.py mark_started, workers/sweeper.py needs_new_job",
             )
-        executions = [worker.prepare_execution(job) for job, _ in batch]
         assert all(isinstance(each, Execution) for each in executions), rq_failure(
-            "prepare_execution no longer returns an rq.executions.Execution", used_by
+            "Execution.create no longer returns an rq.executions.Execution", used_by
+        )
+        assert {each.id for each in executions} <= set(worker.executions), rq_failure(
+            "Worker.executions no longer holds the executions in hand (RQ's prepare_execution)",
+            used_by,
+        )
+        registered = StartedJobRegistry(queue=shared).get_job_ids()
+        assert {job.id for job, _ in batch} <= set(registered), rq_failure(
+            "Execution.create no longer puts the job in the StartedJobRegistry", used_by
         )
         assert worker.get_state() == WorkerStatus.BUSY, rq_failure(
-            "prepare_execution no longer sets the worker BUSY (the state a warm shutdown reads)",
+            "set_state(BUSY, pipeline=...) no longer sets the worker BUSY (the state a warm "
+            "shutdown reads)",
             used_by,
         )
         for (job, queue), execution in zip(batch, executions, strict=True):
@@ -737,6 +811,55 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
                 "perform_job(job, queue, execution) did not finish a prepared job", used_by
             )
         assert [job.return_value() for job, _ in batch] == [0, 2, 4]
+    finally:
+        BaseWorker.register_death(worker)
+
+
+def test_a_pass_of_jobs_finished_together(redis_client: redis.Redis) -> None:
+    """What `finish_together` writes leaves each job as RQ's own `perform_job` leaves it."""
+    used_by = "workers/worker.py ScoringWorker.perform_pass, finish_together"
+    shared = scoring_queue(redis_client)
+    worker = ScoringWorker([shared], connection=redis_client, name=unique("scoring"))
+    maintained(worker)
+    BaseWorker.register_birth(worker)
+    try:
+        for n in range(3):
+            shared.enqueue_call(ADD, args=(n, n), result_ttl=SCORING_RESULT_TTL)
+        first = worker.dequeue_job_and_maintain_ttl(None)
+        assert first is not None
+        batch = [first, *worker.waiting_jobs(shared, 5)]
+        executions = worker.mark_started(batch)
+        done = []
+        for (job, queue), execution in zip(batch, executions, strict=True):
+            job.started_at = rq_now()
+            job.perform()
+            job.ended_at = rq_now()
+            done.append(((job, queue), execution))
+        worker.finish_together(done)
+
+        started = StartedJobRegistry(queue=shared).get_job_ids()
+        finished = FinishedJobRegistry(queue=shared).get_job_ids()
+        for (job, _), execution in done:
+            fetched = Job.fetch(job.id, connection=redis_client)
+            assert fetched.get_status() is JobStatus.FINISHED, rq_failure(
+                "_handle_success(result_ttl, pipeline) no longer marks the job finished", used_by
+            )
+            assert fetched.return_value() == 2 * int(job.args[0]), rq_failure(
+                "_handle_success no longer saves the job's result", used_by
+            )
+            assert job.id in finished and job.id not in started, rq_failure(
+                "the job is not moved from the started to the finished registry", used_by
+            )
+            assert 0 < redis_client.ttl(job.key) <= SCORING_RESULT_TTL, rq_failure(
+                "cleanup(result_ttl, pipeline) no longer expires the finished job", used_by
+            )
+            assert not redis_client.exists(execution.key), rq_failure(
+                "cleanup_execution no longer deletes the execution", used_by
+            )
+        assert not worker.executions
+        assert int(redis_client.hget(worker.key, "successful_job_count") or 0) == 3, rq_failure(
+            "increment_successful_job_count(pipeline) no longer counts", used_by
+        )
     finally:
         BaseWorker.register_death(worker)
 

@@ -16,6 +16,8 @@ def test_defaults():
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.toxicity_model == "auto"
     assert settings.torch_threads == 1
+    assert (settings.runtime, settings.precision) == ("auto", "auto")
+    assert settings.engine_cache_dir is None
     assert settings.policy.auto_reject is False
     assert settings.policy.hold == DEFAULT_HOLD_THRESHOLDS
     assert settings.secret_key is None
@@ -31,6 +33,8 @@ def test_values_are_parsed(tmp_path):
             "MODERATION_TOXICITY_MODEL": f"detoxify:{checkpoint}",
             "MODERATION_DETOXIFY_CONFIG_DIR": str(tmp_path),
             "MODERATION_PRECISION": "BF16",
+            "MODERATION_RUNTIME": " OpenVINO ",
+            "MODERATION_ENGINE_CACHE_DIR": str(tmp_path / "engines"),
             "MODERATION_ALLOW_PRIVATE_CALLBACKS": "true",
             "MODERATION_HOLD_THRESHOLDS": "toxicity=0.5, spam=0.9",
             "MODERATION_AUTO_REJECT": "yes",
@@ -41,6 +45,8 @@ def test_values_are_parsed(tmp_path):
     assert settings.toxicity_model == f"detoxify:{checkpoint}"
     assert settings.detoxify_config_dir == tmp_path
     assert settings.precision == "bf16"
+    assert settings.runtime == "openvino"
+    assert settings.engine_cache_dir == tmp_path / "engines"
     assert settings.allow_private_callbacks is True
     assert settings.policy.hold["toxicity"] == 0.5
     assert settings.policy.hold["spam"] == 0.9
@@ -58,6 +64,9 @@ def test_values_are_parsed(tmp_path):
         ("MODERATION_TOXICITY_MODEL", "detoxify:nonexistent-variant"),
         ("MODERATION_DETOXIFY_CONFIG_DIR", "/no/such/dir"),
         ("MODERATION_PRECISION", "fp8"),
+        ("MODERATION_RUNTIME", "tensorflow"),
+        ("MODERATION_RUNTIME", "onnx"),
+        ("MODERATION_ENGINE_CACHE_DIR", "/dev/null/engines"),
         ("MODERATION_ALLOW_PRIVATE_CALLBACKS", "maybe"),
         ("MODERATION_HOLD_THRESHOLDS", "toxicity=2"),
         ("MODERATION_HOLD_THRESHOLDS", "toxicity"),
@@ -75,6 +84,23 @@ def test_bad_values_name_the_variable(variable, value):
         from_env({variable: value})
     assert caught.value.variable == variable
     assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime", "openvino", "auto"])
+def test_every_runtime_is_accepted(runtime):
+    no_key_file = {"MODERATION_SECRET_KEY_FILE": "/nonexistent"}
+    assert from_env({**no_key_file, "MODERATION_RUNTIME": runtime.upper()}).runtime == runtime
+
+
+def test_the_engine_cache_dir_is_created_or_refused_with_the_reason(tmp_path):
+    no_key_file = {"MODERATION_SECRET_KEY_FILE": "/nonexistent"}
+    wanted = tmp_path / "deep" / "engines"
+    settings = from_env({**no_key_file, "MODERATION_ENGINE_CACHE_DIR": str(wanted)})
+    assert settings.engine_cache_dir == wanted and wanted.is_dir()
+    assert from_env({**no_key_file, "MODERATION_ENGINE_CACHE_DIR": str(wanted)}).engine_cache_dir
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsError, match=r"cannot create .*file/engines.*: Not a directory"):
+        from_env({**no_key_file, "MODERATION_ENGINE_CACHE_DIR": str(tmp_path / "file/engines")})
 
 
 def test_public_url_ends_in_a_slash():

@@ -22,15 +22,16 @@ from tests.support.tiny_detoxify import (
     harmless_text,
 )
 from workers.scoring import toxicity
+from workers.scoring.torch_engine import TorchEngine, apply_precision, precision_copy
 from workers.scoring.toxicity import (
+    TORCH_FP32,
     WINDOW_OVERLAP,
     DetoxifyScorer,
+    EngineRequest,
     LiteScorer,
     ModelLoadError,
-    apply_precision,
     cached_checkpoint,
     load_toxicity_scorer,
-    precision_copy,
     predict,
     warm_up,
     window_starts,
@@ -132,6 +133,54 @@ def test_sub_batches_keep_input_order(tiny_detoxify: TinyDetoxify, batch_size: i
     assert_close(scores, expected, 1e-4)
 
 
+def test_the_default_engine_is_torch_at_fp32_without_measuring(
+    tiny_scorer: DetoxifyScorer,
+) -> None:
+    assert EngineRequest(runtime="torch", precision="fp32", threads=1) == TORCH_FP32
+    assert isinstance(tiny_scorer.engine, TorchEngine)
+    assert (tiny_scorer.runtime, tiny_scorer.precision) == ("torch", "fp32")
+    assert tiny_scorer.calibration is None
+    assert {p.dtype for p in tiny_scorer.engine.model.parameters()} == {torch.float32}
+    assert tiny_scorer.config.num_labels == len(LABELS)
+
+
+class ListingEngine:
+    """An engine of no runtime in particular: keeps every pass, scores a window by its length."""
+
+    runtime = "listing"
+    precision = "fp32"
+
+    def __init__(self) -> None:
+        self.passes: list[list[list[int]]] = []
+
+    def forward(self, windows: list[list[int]]) -> list[list[float]]:
+        self.passes.append(windows)
+        return [[len(window) / 1000, 0.5] for window in windows]
+
+
+def test_predict_runs_an_engine_on_windows_of_token_ids(tiny_detoxify: TinyDetoxify) -> None:
+    detoxify = Detoxify(
+        checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
+    )
+    tokenizer, engine = detoxify.tokenizer, ListingEngine()
+    texts = [harmless_text(100), "nice post", TOXIC_EXAMPLE]
+
+    scores = predict(engine, tokenizer, texts, max_tokens=32, batch_size=3)
+
+    windows = [window for batch in engine.passes for window in batch]
+    lengths = [len(window) for window in windows]
+    assert [len(batch) for batch in engine.passes] == [3, 3, 1]  # 5 windows + 2 short texts
+    assert lengths == sorted(lengths) and max(lengths) == 32  # unpadded, sorted, cut at 32
+    assert all(window[0] == tokenizer.cls_token_id for window in windows)
+    # Each text gets each output's highest value over its windows.
+    short, toxic = (len(tokenizer(text)["input_ids"]) for text in texts[1:])
+    assert scores == [[32 / 1000, 0.5], [short / 1000, 0.5], [toxic / 1000, 0.5]]
+    model = detoxify.model.eval()
+    wrapped = TorchEngine(model, tokenizer)
+    by_engine = predict(wrapped, tokenizer, texts, max_tokens=32, batch_size=3)
+    assert by_engine == predict(model, tokenizer, texts, max_tokens=32, batch_size=3)
+
+
 def test_detoxify_scores_a_single_text_as_a_list(tiny_scorer: DetoxifyScorer) -> None:
     scores = tiny_scorer.score([TOXIC_EXAMPLE])
 
@@ -146,10 +195,10 @@ def test_detoxify_scores_a_single_text_as_a_list(tiny_scorer: DetoxifyScorer) ->
 def test_an_insult_after_350_harmless_tokens_is_found(tiny_scorer: DetoxifyScorer) -> None:
     # Every word is one token of the tiny model's: the insult starts at token 351.
     text = f"{harmless_text(350)} {TOXIC_EXAMPLE}"
-    model, tokenizer = tiny_scorer.model, tiny_scorer.tokenizer
+    engine, tokenizer = tiny_scorer.engine, tiny_scorer.tokenizer
 
     [whole] = tiny_scorer.score([text])
-    [first_window] = predict(model, tokenizer, [text], max_tokens=256, batch_size=4, max_windows=1)
+    [first_window] = predict(engine, tokenizer, [text], max_tokens=256, batch_size=4, max_windows=1)
 
     assert tiny_scorer.max_tokens == 256
     assert whole["toxicity"] > 0.9
@@ -219,9 +268,9 @@ def test_windows_cover_the_text_and_overlap(length: int, size: int) -> None:
 
 
 def test_max_windows_must_be_positive(tiny_scorer: DetoxifyScorer) -> None:
-    model, tokenizer = tiny_scorer.model, tiny_scorer.tokenizer
+    engine, tokenizer = tiny_scorer.engine, tiny_scorer.tokenizer
     with pytest.raises(ValueError, match="max_windows"):
-        predict(model, tokenizer, [CLEAN_EXAMPLE], max_tokens=64, batch_size=4, max_windows=0)
+        predict(engine, tokenizer, [CLEAN_EXAMPLE], max_tokens=64, batch_size=4, max_windows=0)
 
 
 def test_windows_never_exceed_the_model_positions(tiny_detoxify: TinyDetoxify) -> None:
@@ -240,7 +289,8 @@ def test_reduced_precision_stays_close_to_fp32(
     tiny_detoxify: TinyDetoxify, tiny_scorer: DetoxifyScorer, precision: str
 ) -> None:
     spec = f"detoxify:{tiny_detoxify.checkpoint}"
-    scorer = load_toxicity_scorer(spec, config_dir=tiny_detoxify.config_dir, precision=precision)
+    request = EngineRequest(runtime="torch", precision=precision)
+    scorer = load_toxicity_scorer(spec, config_dir=tiny_detoxify.config_dir, engine=request)
 
     scores = scorer.score(TEXTS)
 
@@ -249,8 +299,12 @@ def test_reduced_precision_stays_close_to_fp32(
     assert scores[1]["toxicity"] > 0.8 and scores[4]["toxicity"] < 0.2
     assert isinstance(scorer, DetoxifyScorer)
     assert scorer.name == spec  # the precision is not part of the name
-    assert scorer.precision in ("fp32", "bf16", "int8")
-    if precision != "auto":
+    assert (scorer.runtime, scorer.engine.runtime) == ("torch", "torch")
+    assert scorer.precision == scorer.engine.precision in ("fp32", "bf16", "int8")
+    if precision == "auto":
+        assert scorer.calibration is not None
+        assert scorer.calibration.engine == f"torch-{scorer.precision}"
+    else:
         assert (scorer.precision, scorer.calibration) == (precision, None)
 
 
@@ -293,7 +347,7 @@ def test_unknown_precision_raises(tiny_detoxify: TinyDetoxify) -> None:
         checkpoint=tiny_detoxify.checkpoint, huggingface_config_path=tiny_detoxify.config_dir
     )
     with pytest.raises(ValueError, match="unknown precision"):
-        DetoxifyScorer(detoxify, "tiny", precision="fp16")
+        DetoxifyScorer(detoxify, "tiny", engine=EngineRequest(precision="fp16"))
 
 
 @pytest.mark.parametrize("spec", ["lite", "tiny"])
@@ -366,7 +420,12 @@ def test_explicit_variant_that_is_not_available_raises(offline_hub: Path) -> Non
 )
 def test_bad_arguments_raise_value_error(spec: str, precision: str) -> None:
     with pytest.raises(ValueError, match="unknown"):
-        load_toxicity_scorer(spec, precision=precision)
+        load_toxicity_scorer(spec, engine=EngineRequest(precision=precision))
+
+
+def test_an_unknown_runtime_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown runtime 'tensorflow'"):
+        load_toxicity_scorer("lite", engine=EngineRequest(runtime="tensorflow"))
 
 
 # --- languages -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -15,9 +16,9 @@ from moderation import policy
 from moderation.policy import Signals
 from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
-from moderation.store import SCORING_FAILED, CommentStore
+from moderation.store import SCORING_FAILED, CommentStore, DecideRequest
 from workers.languages import LanguageRoute, Placement
-from workers.runtime import WorkerRuntime, current_runtime, runtime_started
+from workers.runtime import Prepared, WorkerRuntime, current_runtime, runtime_started
 from workers.scoring.pipeline import Scored, Scorers, explained_reasons, score_comments
 from workers.scoring.spam_signals import text_fingerprint
 
@@ -30,12 +31,17 @@ def policy_signals(
     rules: PolicySettings,
     scored: Signals,
     route: LanguageRoute,
+    approved: int | None = None,
 ) -> Signals:
     """The signals scoring found, plus what the site's policy looks at besides scores: its word
-    lists, the author's record and whether a model read the comment's language."""
+    lists, the author's record (`approved` comments, read now unless given) and whether a
+    model read the comment's language."""
     content = comment.submission.content
     author_id = comment.submission.author.get("id", "")
-    approved = runtime.store.author_counts(comment.site, author_id)["approved"] if author_id else 0
+    if approved is None:
+        approved = (
+            runtime.store.author_counts(comment.site, author_id)["approved"] if author_id else 0
+        )
     return replace(
         scored,
         banned_words=tuple(runtime.word_list(rules.banned_words).find(content)),
@@ -49,15 +55,11 @@ def policy_signals(
 def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]:
     """Score several comments with one model pass (their spam counters are recorded too)."""
     settings = runtime.settings
-    activity = [
-        runtime.store.count_activity(
-            comment,
-            text_fingerprint(comment.submission.content),
-            duplicate_window=settings.duplicate_window,
-            burst_window=settings.burst_window,
-        )
-        for comment in comments
-    ]
+    activity = runtime.store.count_activity_many(
+        [(comment, text_fingerprint(comment.submission.content)) for comment in comments],
+        duplicate_window=settings.duplicate_window,
+        burst_window=settings.burst_window,
+    )
     site_models = runtime.site_models.for_sites(comment.site for comment in comments)
     started = time.perf_counter()
     scorers = Scorers(runtime.toxicity, runtime.spam)
@@ -67,35 +69,85 @@ def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]
     return scored
 
 
+def prepare(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
+    """Read the comments of `keys` (site, id) in one round trip and route the pending ones;
+    keep both for their jobs (`score_comment` uses them instead of reading again)."""
+    for comment in runtime.store.get_many(keys):
+        if comment and comment.status is Status.PENDING and comment.erased_at is None:
+            route = runtime.languages.route(comment)
+            runtime.prescored[(comment.site, comment.id)] = Prepared(comment, route)
+
+
 def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
-    """Route the pending comments among `keys` (site, id) and score those read here in one
-    pass; keep both for their jobs (`score_comment` uses them instead of doing it again).
-    Returns how many were scored."""
-    comments = [runtime.store.get(site, comment_id) for site, comment_id in keys]
-    todo = [c for c in comments if c and c.status is Status.PENDING and c.erased_at is None]
-    routed = [(comment, runtime.languages.route(comment)) for comment in todo]
-    # Comments another worker will read are not scored here; their route is kept all the same.
-    kept = [(c, route) for c, route in routed if route.placement is not Placement.HAND_OVER]
-    scored = score_batch(runtime, [comment for comment, _ in kept]) if kept else []
-    results = dict(zip(((c.site, c.id) for c, _ in kept), scored, strict=True))
-    for comment, route in routed:
-        key = (comment.site, comment.id)
-        runtime.prescored[key] = (comment, results.get(key), route)
+    """Score in one model pass the prepared comments among `keys` that are read here (those
+    another worker will read are handed over unscored), and read what their decisions need,
+    once for the pass; keep both for their jobs. Returns how many were scored."""
+    prepared = [runtime.prescored[key] for key in keys if key in runtime.prescored]
+    kept = [each for each in prepared if each.route.placement is not Placement.HAND_OVER]
+    if not kept:
+        return 0
+    comments = [each.comment for each in kept]
+    sites = [comment.site for comment in comments]
+    authors = [(c.site, c.submission.author.get("id", "")) for c in comments]
+    scored = score_batch(runtime, comments)
+    rules, records = runtime.policies.get_many(sites), runtime.sites.get_many(sites)
+    approved = runtime.store.approved_counts(authors)
+    for each, result, author in zip(kept, scored, authors, strict=True):
+        each.scored, each.rules, each.site = result, rules[author[0]], records[author[0]]
+        each.author_approved = approved[author]
     return len(scored)
 
 
+def decide_scored(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
+    """Decide the scored comments among `keys` together: their decisions stored in one round
+    trip (each atomic on its own), their webhooks queued in one transaction, their counters in
+    one more; each job then only reports its outcome. Returns how many were stored."""
+    ready = [runtime.prescored[key] for key in keys if key in runtime.prescored]
+    ready = [each for each in ready if each.scored is not None]
+    if not ready:
+        return 0
+    decided = [auto_decision(runtime, each) for each in ready]
+    requests = [
+        DecideRequest(
+            each.comment.site,
+            each.comment.id,
+            decision,
+            each.comment.submission.author.get("id", ""),
+            highlights=highlights,
+        )
+        for each, (decision, highlights) in zip(ready, decided, strict=True)
+    ]
+    outcomes = runtime.store.decide_many(requests)
+    stored = [each for each, outcome in zip(ready, outcomes, strict=True) if outcome.stored]
+    runtime.outbox.flush_many([(each.comment, each.site) for each in stored])
+    runtime.metrics.add(Counter(language_counter(each.route) for each in stored))
+    for each, (decision, _), outcome in zip(ready, decided, outcomes, strict=True):
+        each.decision = decision
+        each.outcome = (
+            {"outcome": "decided", "action": decision.action.value}
+            if outcome.stored
+            else {"outcome": "already_decided"}
+        )
+    return len(stored)
+
+
+def language_counter(route: LanguageRoute) -> str:
+    """The counter of comments decided in the route's language, read by a model or not."""
+    read = "no" if route.placement is Placement.UNREAD else "yes"
+    return f"languages|{route.language}|{read}"
+
+
 def auto_decision(
-    runtime: WorkerRuntime,
-    comment: Comment,
-    route: LanguageRoute,
-    scored: Scored | None = None,
+    runtime: WorkerRuntime, prepared: Prepared
 ) -> tuple[Decision, dict[str, list[str]]]:
-    """Apply the site's policy to the comment's scores (scoring it now unless `scored`); also
-    the phrases of the text that drove the learned scores named in its reasons."""
-    rules = runtime.policies.get(comment.site)
-    if scored is None:
-        scored = score_batch(runtime, [comment])[0]
-    signals = policy_signals(runtime, comment, rules, scored.signals, route)
+    """Apply the site's policy to the comment's scores (scoring it now unless its pass did);
+    also the phrases of the text that drove the learned scores named in its reasons."""
+    comment, route = prepared.comment, prepared.route
+    rules = prepared.rules or runtime.policies.get(comment.site)
+    scored = prepared.scored or score_batch(runtime, [comment])[0]
+    signals = policy_signals(
+        runtime, comment, rules, scored.signals, route, prepared.author_approved
+    )
     verdict = policy.decide(scored.scores, signals, rules)
     reasons, highlights = explained_reasons(verdict.reasons, scored.explain)
     decision = Decision(
@@ -124,8 +176,12 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     """Decide one comment automatically. Idempotent: a comment already decided is left alone,
     and the decision is stored only if the comment is still pending at that moment."""
     runtime = current_runtime()
-    comment, scored, route = runtime.prescored.pop((site, comment_id), (None, None, None))
-    comment = comment or runtime.store.get(site, comment_id)
+    prepared = runtime.prescored.pop((site, comment_id), None)
+    if prepared and prepared.outcome and prepared.decision:  # decided with its pass
+        if prepared.outcome["outcome"] == "decided":
+            log.info("decided %s by %s", *_described(prepared.decision))
+        return prepared.outcome
+    comment = prepared.comment if prepared else runtime.store.get(site, comment_id)
     if comment is None:
         log.info("comment no longer exists; nothing to score")
         return {"outcome": "missing"}
@@ -135,21 +191,25 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
         # A retry after Redis did not confirm the decision (NotDurable): confirm it now.
         runtime.store.confirm()
         return {"outcome": "already_decided", "status": comment.status.value}
-    route = route or runtime.languages.route(comment)
+    prepared = prepared or Prepared(comment, runtime.languages.route(comment))
+    route = prepared.route
     if route.placement is Placement.HAND_OVER:
         return hand_over(runtime, comment, route.language)
-    decision, highlights = auto_decision(runtime, comment, route, scored)
+    decision, highlights = auto_decision(runtime, prepared)
     author_id = comment.submission.author.get("id", "")
     outcome = runtime.store.decide(
         site, comment_id, decision, author_id=author_id, highlights=highlights
     )
     if not outcome.stored:
         return {"outcome": "already_decided"}
-    runtime.outbox.flush(site, comment_id, comment)
-    read = "no" if route.placement is Placement.UNREAD else "yes"
-    runtime.metrics.increment(f"languages|{route.language}|{read}")
-    log.info("decided %s by %s", decision.action.value, decision.models["toxicity"])
+    runtime.outbox.flush(site, comment_id, comment, prepared.site)
+    runtime.metrics.increment(language_counter(route))
+    log.info("decided %s by %s", *_described(decision))
     return {"outcome": "decided", "action": decision.action.value}
+
+
+def _described(decision: Decision) -> tuple[str, str]:
+    return decision.action.value, decision.models["toxicity"]
 
 
 def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:

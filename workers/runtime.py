@@ -15,15 +15,16 @@ from moderation import settings as settings_module
 from moderation.connections import connect
 from moderation.deliveries import Outbox
 from moderation.durability import Durability
+from moderation.engine_choices import EngineChoices
 from moderation.labels import LabelStore
 from moderation.languages import LanguageDetector
 from moderation.metrics import RedisCounters
 from moderation.model_registry import ModelRegistry
 from moderation.policies import PolicyStore
 from moderation.queue import DeliveryEnqueuer, LearningEnqueuer, ScoringEnqueuer
-from moderation.records import Comment
-from moderation.settings import Settings
-from moderation.sites import SiteStore
+from moderation.records import Comment, Decision
+from moderation.settings import PolicySettings, Settings
+from moderation.sites import Site, SiteStore
 from moderation.store import CommentStore
 from moderation.wordlists import WordList, compile_words
 from moderation.worker_languages import LiveLanguages
@@ -31,9 +32,32 @@ from workers.languages import LanguageRoute, LanguageRouter
 from workers.learning.model_cache import SiteModelCache
 from workers.scoring.pipeline import Scored
 from workers.scoring.spam import SpamScorer
-from workers.scoring.toxicity import ToxicityScorer, load_toxicity_scorer, warm_up
+from workers.scoring.toxicity import (
+    EngineRequest,
+    ToxicityScorer,
+    default_engine_cache,
+    load_toxicity_scorer,
+    warm_up,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A comment in a worker's batch, as its job will find it: read and routed when the batch
+    starts; scored, with its site's policy and record and its author's approved count (each
+    read once for the whole pass), when its pass is scored."""
+
+    comment: Comment
+    route: LanguageRoute
+    scored: Scored | None = None
+    rules: PolicySettings | None = None
+    site: Site | None = None
+    author_approved: int | None = None
+    #: Set once its pass stored its decision: what its job reports.
+    decision: Decision | None = None
+    outcome: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,10 +77,9 @@ class WorkerRuntime:
     learning: LearningEnqueuer
     languages: LanguageRouter
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
-    #: Each batched comment's route and (unless handed over) scores, taken by its job.
-    prescored: dict[tuple[str, str], tuple[Comment, Scored | None, LanguageRoute]] = field(
-        default_factory=dict
-    )
+    #: Each batched comment as read, routed and (once its pass is scored) scored, with what
+    #: its decision reads: taken by its job.
+    prescored: dict[tuple[str, str], Prepared] = field(default_factory=dict)
 
     def word_list(self, entries: tuple[str, ...]) -> WordList:
         """A compiled word list, kept while the process runs (policies change rarely)."""
@@ -68,6 +91,8 @@ class WorkerRuntime:
 
 
 _runtime: WorkerRuntime | None = None
+#: Real comments a worker measuring its engine scores besides the built-in ones, at most.
+CALIBRATION_SAMPLE = 64
 
 
 def configure_torch(threads: int) -> None:
@@ -96,10 +121,16 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
     global _runtime
     configure_torch(settings.torch_threads)
     quiet_model_loading()
+    connection = connect(settings.redis_url)
+    store = CommentStore(
+        connection,
+        track_retention=settings.retention_days > 0,
+        durability=Durability.from_settings(settings),
+    )
     toxicity = load_toxicity_scorer(
         settings.toxicity_model,
         config_dir=settings.detoxify_config_dir,
-        precision=settings.precision,
+        engine=engine_request(settings, store),
         max_tokens=settings.max_tokens,
         load_timeout=settings.model_load_timeout,
         pass_size=settings.pass_size,
@@ -107,19 +138,14 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
     )
     warm_up(toxicity)
     log.info(
-        "toxicity model ready: %s (%s)",
+        "toxicity model ready: %s (%s %s)",
         toxicity.name,
+        getattr(toxicity, "runtime", "n/a"),
         getattr(toxicity, "precision", "n/a"),
     )
     spam = SpamScorer.from_file(settings.spam_model)
     log.info("spam model ready: %s", spam.name)
     log.info("toxicity model reads: %s", ", ".join(sorted(toxicity.languages)))
-    connection = connect(settings.redis_url)
-    store = CommentStore(
-        connection,
-        track_retention=settings.retention_days > 0,
-        durability=Durability.from_settings(settings),
-    )
     sites = SiteStore(connection, settings.secret_key)
     registry = ModelRegistry(connection)
     _runtime = WorkerRuntime(
@@ -148,6 +174,19 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
         ),
     )
     return _runtime
+
+
+def engine_request(settings: Settings, store: CommentStore) -> EngineRequest:
+    """What should run a Detoxify model, per the settings; an `auto` measurement is shared
+    through Redis and also scores real comments the service holds, when it holds some."""
+    return EngineRequest(
+        runtime=settings.runtime,
+        precision=settings.precision,
+        threads=settings.torch_threads,
+        cache_dir=settings.engine_cache_dir or default_engine_cache(),
+        choices=EngineChoices(store.redis),
+        real_comments=lambda: store.sample_texts(CALIBRATION_SAMPLE),
+    )
 
 
 def runtime_started() -> bool:

@@ -53,6 +53,7 @@ def readyz() -> Any:
     models = WorkerModels(svc.redis).of(workers)
     toxicity_models = sorted({m.get("toxicity", "?") for m in models.values()})
     precisions = sorted({m.get("precision", "?") for m in models.values()})
+    runtimes = sorted({m.get("runtime", "?") for m in models.values()})
     body = {
         "status": "ok" if workers else "unavailable",
         "redis": "ok",
@@ -62,6 +63,7 @@ def readyz() -> Any:
         "oldest_pending_seconds": svc.comments.oldest_pending_age(),
         "toxicity_model": toxicity_models[0] if len(toxicity_models) == 1 else toxicity_models,
         "precision": precisions[0] if len(precisions) == 1 else precisions,
+        "runtime": runtimes[0] if len(runtimes) == 1 else runtimes,
         "languages": sorted(languages_read(models.values())),
         "durability": svc.settings.durability,
         "missing": [] if workers else ["workers"],

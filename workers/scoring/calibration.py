@@ -1,15 +1,15 @@
-"""`MODERATION_PRECISION=auto`: measure at start which precision to run the model at.
+"""Which engine to score with: measured once per model and machine, shared by every worker.
 
-Reduced precision is faster on most CPUs (bf16 where the CPU has AMX or AVX-512 BF16, dynamic
-int8 on most others) but moves scores a little, and by how much depends on the model.
-`choose_precision` scores a built-in set of comments at fp32 and at each candidate precision,
-times every pass, and keeps the fastest candidate whose scores stay within `tolerance` of fp32;
-fp32 when none does. It runs once per worker start and takes seconds (about ten for a
-bert-base model on a small CPU, most of it the fp32 pass).
+Reduced precision and other runtimes are faster on most CPUs (bf16 where the CPU has AMX or
+AVX-512 BF16, int8 on VNNI; ONNX Runtime and OpenVINO fuse BERT's operators) but move scores a
+little, and by how much depends on the model. `choose_engine` scores a set of comments with the
+fp32 torch model and with each candidate engine (`workers.scoring.engines`), times every pass,
+and keeps the fastest candidate whose scores stay within `tolerance` of fp32. The comments are
+the built-in ones below plus, when the service already holds some, real comments from Redis.
 
-The comments were written for this purpose (none comes from a dataset). They mix tones, spam,
-languages and lengths, from a few tokens to about two hundred, so that timings see realistic
-padding and deviations see toxic and clean scores alike.
+The built-in comments were written for this purpose (none comes from a dataset). They mix
+tones, spam, languages and lengths, from a few tokens to about two hundred, so that timings see
+realistic padding and deviations see toxic and clean scores alike.
 """
 
 from __future__ import annotations
@@ -17,21 +17,32 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from workers.scoring.toxicity import precision_copy, predict
+from workers.scoring.engines import (
+    Candidate,
+    Engine,
+    build_engine,
+    candidates,
+    machine_signature,
+    model_checksum,
+)
+from workers.scoring.torch_engine import TorchEngine
+from workers.scoring.toxicity import EngineRequest, predict
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES = ("bf16", "int8")
 TOLERANCE = 0.02
+REFERENCE = Candidate("torch", "fp32")
+#: Bumped when what is measured changes, so that measurements kept in Redis are not reused.
+MEASUREMENT_VERSION = 1
 
 CALIBRATION_COMMENTS: tuple[str, ...] = (
     "+1",
@@ -100,116 +111,258 @@ CALIBRATION_COMMENTS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class PrecisionChoice:
-    """What `choose_precision` measured and chose.
+class EngineChoice:
+    """What `choose_engine` measured and chose (kept in Redis for the other workers).
 
-    `deviations`: for each precision measured, the largest absolute difference from the fp32
-    score over all outputs and comments. `comments_per_s`: its speed on the calibration set.
-    A candidate that failed is in neither.
+    `deviations`: for each engine measured (by name, `torch-bf16`), the largest absolute
+    difference from the fp32 torch score over all outputs and comments. `comments_per_s`: its
+    speed on the calibration comments. A candidate that failed is in neither.
     """
 
-    precision: str
+    engine: str
     deviations: dict[str, float]
     comments_per_s: dict[str, float]
     tolerance: float
     seconds: float
+    comments: int
+
+    @property
+    def candidate(self) -> Candidate:
+        return Candidate.parse(self.engine)
 
     @property
     def deviation(self) -> float:
-        """The chosen precision's deviation from fp32 (0 for fp32 itself)."""
-        return self.deviations[self.precision]
+        """The chosen engine's deviation from fp32 (0 for fp32 torch itself)."""
+        return self.deviations[self.engine]
 
     def summary(self) -> str:
-        """One line: the choice, then each precision's speed and deviation."""
+        """One line: the choice, then each engine's speed and deviation."""
         measured = "; ".join(
-            f"{precision} {speed:.1f}/s, deviation {self.deviations[precision]:.4f}"
-            for precision, speed in self.comments_per_s.items()
+            f"{engine} {speed:.1f}/s, deviation {self.deviations[engine]:.4f}"
+            for engine, speed in self.comments_per_s.items()
         )
         return (
-            f"precision auto chose {self.precision} in {self.seconds:.1f}s "
-            f"(tolerance {self.tolerance:g}): {measured}"
+            f"engine auto chose {self.engine} in {self.seconds:.1f}s on {self.comments} "
+            f"comments (tolerance {self.tolerance:g}): {measured}"
         )
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-def choose_precision(
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineChoice:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+def select_engine(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
+    request: EngineRequest,
     *,
     max_tokens: int,
     batch_size: int,
-    candidates: Sequence[str] = CANDIDATES,
+) -> tuple[Engine, EngineChoice | None]:
+    """The engine to score with: the one `request` names, or (with `auto` in it) the fastest
+    accurate one, as measured by the first worker with this model on this kind of machine and
+    kept by `request.choices` (measured here, and not kept, without it)."""
+    options = candidates(request.runtime, request.precision)
+    if options == [REFERENCE]:
+        return TorchEngine(model, tokenizer), None
+    real = request.real_comments() if request.real_comments and len(options) > 1 else ()
+    texts = (*CALIBRATION_COMMENTS, *real)
+    checksum = model_checksum(model)
+    windows = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
+
+    def build(candidate: Candidate) -> Engine:
+        return build_engine(
+            model,
+            tokenizer,
+            candidate,
+            cache_dir=request.cache_dir,
+            checksum=checksum,
+            threads=request.threads,
+            calibration_windows=windows,
+        )
+
+    if len(options) == 1:
+        return build(options[0]), None
+    measured: list[Engine] = []
+
+    def measure() -> dict[str, Any]:
+        engine, choice = choose_engine(
+            model,
+            tokenizer,
+            options,
+            build,
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            texts=texts,
+        )
+        measured.append(engine)
+        return choice.as_dict()
+
+    signature = {
+        "version": MEASUREMENT_VERSION,
+        "model": checksum,
+        **machine_signature(),
+        "threads": request.threads,
+        "pass_size": batch_size,
+        "max_tokens": max_tokens,
+        "candidates": [option.name for option in options],
+        "tolerance": TOLERANCE,
+    }
+    kept, _ = request.choices.once(signature, measure) if request.choices else (measure(), True)
+    choice = EngineChoice.from_dict(kept)
+    if measured:
+        return measured[0], choice
+    logger.info("engine auto: using %s, measured by an earlier worker", choice.engine)
+    return build(choice.candidate), choice
+
+
+def choose_engine(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    candidates: Sequence[Candidate],
+    build: Callable[[Candidate], Engine],
+    *,
+    max_tokens: int,
+    batch_size: int,
     tolerance: float = TOLERANCE,
     texts: Sequence[str] = CALIBRATION_COMMENTS,
-) -> tuple[torch.nn.Module, PrecisionChoice]:
-    """The fastest of fp32 `model` and its `candidates` copies that scores `texts` within
-    `tolerance` of fp32, with the measurements. `model` itself is left unchanged."""
-    if unknown := set(candidates) - set(CANDIDATES):
-        raise ValueError(f"unknown candidates {sorted(unknown)} (expected some of {CANDIDATES})")
+) -> tuple[Engine, EngineChoice]:
+    """The fastest of `candidates` (built by `build`) that scores `texts` within `tolerance`
+    of the fp32 torch `model`, with the measurements. `model` itself is left unchanged.
+
+    Candidates are measured one after another, each freed unless it is the fastest so far, so
+    that memory holds at most three models at once however many runtimes are installed. Then
+    the two fastest accurate ones are timed again side by side, batch by batch in turn, so
+    that a burst of other load during one candidate's turn does not decide the choice."""
     if not texts:
         raise ValueError("no texts to calibrate on")
+    if not candidates:
+        raise ValueError("no candidate engines")
     started = time.perf_counter()
-    runs = {"fp32": _Run(model)}
-    for precision in candidates:
-        try:
-            runs[precision] = _Run(precision_copy(model, precision))
-        except Exception as error:  # e.g. an operator this CPU build lacks at this precision
-            _skip(precision, error)
-    # Batches as production forms them, after an untimed warm-up round on two short texts
-    # (lazy initialisation). Every model takes each batch in turn, so that load from other
-    # processes (sibling workers calibrating too) slows all of them alike.
     batches = _batches(tokenizer, texts, batch_size)
-    for round_number, batch in enumerate([batches[0][:2], *batches]):
-        for precision, run in list(runs.items()):
+    reference = _Measured.of(TorchEngine(model, tokenizer), tokenizer, batches, max_tokens)
+    deviations: dict[str, float] = {}
+    comments_per_s: dict[str, float] = {}
+    best: tuple[Candidate, Engine] | None = None
+    for candidate in candidates:
+        engine: Engine | None = None
+        measured: _Measured | None = None
+        if candidate == REFERENCE:
+            measured, engine = reference, reference.engine
+        else:
             try:
-                run.score(tokenizer, batch, max_tokens, timed=round_number > 0)
-            except Exception as error:
-                if precision == "fp32":
-                    raise
-                _skip(precision, error)
-                del runs[precision]
-
-    reference = runs["fp32"].scores
-    deviations = {
-        precision: _max_difference(run.scores, reference) for precision, run in runs.items()
-    }
-    comments_per_s = {precision: len(texts) / run.seconds for precision, run in runs.items()}
-    within = [precision for precision in runs if deviations[precision] <= tolerance]
-    best = max(within, key=comments_per_s.__getitem__)
-    best_model = runs[best].model
-    runs.clear()
-    gc.collect()  # free the models not chosen now, not at some later collection
-    choice = PrecisionChoice(
-        best, deviations, comments_per_s, tolerance, time.perf_counter() - started
+                engine = build(candidate)
+                measured = _Measured.of(engine, tokenizer, batches, max_tokens)
+            except Exception as error:  # e.g. an operator this CPU or runtime lacks
+                _skip(candidate.name, error)
+        if engine is not None and measured is not None:
+            deviations[candidate.name] = _max_difference(measured.scores, reference.scores)
+            comments_per_s[candidate.name] = len(texts) / measured.seconds
+            fastest = best is None or comments_per_s[candidate.name] > comments_per_s[best[0].name]
+            if deviations[candidate.name] <= tolerance and fastest:
+                best = (candidate, engine)
+        engine = measured = None
+        gc.collect()  # free a model not chosen now, not at some later collection
+    if best is None:
+        raise RuntimeError(
+            f"no engine scored within {tolerance:g} of fp32 ({_described(deviations)})"
+        )
+    best = _duel(
+        best,
+        deviations,
+        comments_per_s,
+        tolerance,
+        build,
+        reference,
+        tokenizer,
+        batches,
+        max_tokens,
+    )
+    choice = EngineChoice(
+        best[0].name,
+        deviations,
+        comments_per_s,
+        tolerance,
+        time.perf_counter() - started,
+        len(texts),
     )
     logger.info(
         "%s",
         choice.summary(),
         extra={
-            "precision": best,
+            "engine": choice.engine,
             "deviations": deviations,
             "comments_per_s": {key: round(value, 1) for key, value in comments_per_s.items()},
         },
     )
-    return best_model, choice
+    return best[1], choice
+
+
+def _duel(
+    best: tuple[Candidate, Engine],
+    deviations: dict[str, float],
+    comments_per_s: dict[str, float],
+    tolerance: float,
+    build: Callable[[Candidate], Engine],
+    reference: _Measured,
+    tokenizer: PreTrainedTokenizerBase,
+    batches: list[list[str]],
+    max_tokens: int,
+) -> tuple[Candidate, Engine]:
+    """The faster of `best` and the runner-up, timed again batch by batch in turn (their
+    speeds in `comments_per_s` are replaced by these)."""
+    accurate = [name for name, deviation in deviations.items() if deviation <= tolerance]
+    others = sorted((n for n in accurate if n != best[0].name), key=comments_per_s.__getitem__)
+    if not others:
+        return best
+    runner_up = Candidate.parse(others[-1])
+    try:
+        engine = reference.engine if runner_up == REFERENCE else build(runner_up)
+    except Exception as error:
+        _skip(runner_up.name, error)
+        return best
+    pair = [best, (runner_up, engine)]
+    seconds = [0.0, 0.0]
+    for batch in batches:
+        for index, (_, each) in enumerate(pair):
+            timer = time.perf_counter()
+            predict(each, tokenizer, batch, max_tokens=max_tokens, batch_size=len(batch))
+            seconds[index] += time.perf_counter() - timer
+    count = sum(map(len, batches))
+    for (candidate, _), spent in zip(pair, seconds, strict=True):
+        comments_per_s[candidate.name] = count / spent
+    return pair[0] if seconds[0] <= seconds[1] else pair[1]
 
 
 @dataclass
-class _Run:
-    """One model under measurement: its scores so far and the time they took."""
+class _Measured:
+    """One engine's scores of the calibration batches and the time they took."""
 
-    model: torch.nn.Module
-    scores: list[list[float]] = field(default_factory=list)
-    seconds: float = 0.0
+    engine: Engine
+    scores: list[list[float]]
+    seconds: float
 
-    def score(
-        self, tokenizer: PreTrainedTokenizerBase, batch: list[str], max_tokens: int, *, timed: bool
-    ) -> None:
-        """One forward pass over `batch`; kept and timed unless it is a warm-up."""
+    @classmethod
+    def of(
+        cls,
+        engine: Engine,
+        tokenizer: PreTrainedTokenizerBase,
+        batches: list[list[str]],
+        max_tokens: int,
+    ) -> _Measured:
+        """Batches as production forms them, after an untimed warm-up pass on two short texts
+        (lazy initialisation, a runtime's first compilation)."""
+        predict(engine, tokenizer, batches[0][:2], max_tokens=max_tokens, batch_size=2)
+        scores: list[list[float]] = []
         started = time.perf_counter()
-        rows = predict(self.model, tokenizer, batch, max_tokens=max_tokens, batch_size=len(batch))
-        if timed:
-            self.seconds += time.perf_counter() - started
-            self.scores.extend(rows)
+        for batch in batches:
+            scores += predict(
+                engine, tokenizer, batch, max_tokens=max_tokens, batch_size=len(batch)
+            )
+        return cls(engine, scores, time.perf_counter() - started)
 
 
 def _batches(
@@ -222,10 +375,15 @@ def _batches(
     return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
 
 
-def _skip(precision: str, error: Exception) -> None:
+def _skip(engine: str, error: Exception) -> None:
+    # The error as text: a log record that kept the exception would keep its engine alive.
     logger.warning(
-        "precision auto: skipping %s, which failed: %s: %s", precision, type(error).__name__, error
+        "engine auto: skipping %s, which failed: %s: %s", engine, type(error).__name__, str(error)
     )
+
+
+def _described(deviations: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4f}" for name, value in deviations.items()) or "none ran"
 
 
 def _max_difference(scores: list[list[float]], reference: list[list[float]]) -> float:

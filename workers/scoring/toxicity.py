@@ -8,8 +8,9 @@ loads no model. Specs:
 - `detoxify:<path>`: a Detoxify checkpoint file on disk.
 - `auto`: Detoxify `original` if it loads within the timeout, else `lite` with a loud warning.
 
-Precision (Detoxify only): `fp32`, `bf16`, dynamic `int8`, or `auto`, which measures at load
-time which is fastest on this CPU without moving scores (see `workers.scoring.calibration`).
+Runtime and precision (Detoxify only): torch, ONNX Runtime or OpenVINO, at fp32, bf16 or int8
+(see `workers.scoring.engines`); `auto` for either measures which is fastest on this CPU without
+moving scores, once per model and machine (see `workers.scoring.calibration`).
 
 Long texts are scored whole: cut into overlapping windows of at most `max_tokens` tokens, each
 label's score is its highest over the windows (see `predict`). Every scorer says which
@@ -18,28 +19,26 @@ languages it reads (`languages`, ISO 639-1 codes): `VARIANTS` holds each publish
 
 from __future__ import annotations
 
-import copy
-import itertools
 import logging
 import os
 import re
 import socket
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 
+from workers.scoring import torch_engine
+from workers.scoring.engines import Engine
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
-
-    from workers.scoring.calibration import PrecisionChoice
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +133,7 @@ DETOXIFY_RENAMED = {
     "severe_toxic": "severe_toxicity",
 }
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
+RUNTIME_CHOICES = ("torch", "onnxruntime", "openvino", "auto")
 AUTO_VARIANT = "original"
 #: Comments per forward pass. Small passes waste little on padding: measured here with a
 #: bert-base model, int8, 2 workers, real comment lengths: passes of 16 gave 27.5 comments/s,
@@ -151,6 +151,49 @@ _LANGUAGE_CODE = re.compile(r"[a-z]{2}")
 
 class ModelLoadError(RuntimeError):
     """A requested toxicity model could not be loaded."""
+
+
+class ChoiceKeeper(Protocol):
+    """Keeps the engine measured best for a signature, measured by one process at a time
+    (`moderation.engine_choices.EngineChoices` keeps it in Redis for every worker)."""
+
+    def once(
+        self, signature: Mapping[str, Any], measure: Callable[[], Mapping[str, Any]]
+    ) -> tuple[dict[str, Any], bool]: ...
+
+
+def default_engine_cache() -> Path:
+    """Where exported models are kept: `$XDG_CACHE_HOME/moderation/engines`."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "moderation" / "engines"
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """What should run a Detoxify model: a runtime and a precision, each named or `auto`
+    (measured; see `workers.scoring.calibration`), the threads it may use, where exported
+    models are cached, who keeps the measurement for other workers, and where to find real
+    comments to measure on besides the built-in ones (read whenever `auto` is in the request:
+    they also calibrate int8 quantization when a kept choice is built)."""
+
+    runtime: str = "torch"
+    precision: str = "fp32"
+    threads: int = 1
+    cache_dir: Path = field(default_factory=default_engine_cache)
+    choices: ChoiceKeeper | None = None
+    real_comments: Callable[[], Sequence[str]] | None = None
+
+    def check(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r} (expected one of {PRECISIONS})")
+        if self.runtime not in RUNTIME_CHOICES:
+            raise ValueError(
+                f"unknown runtime {self.runtime!r} (expected one of {RUNTIME_CHOICES})"
+            )
+
+
+#: Torch at fp32: what runs a model when nothing else is asked for.
+TORCH_FP32 = EngineRequest()
 
 
 class LoadedDetoxify(Protocol):
@@ -204,8 +247,8 @@ class LiteScorer:
 class DetoxifyScorer:
     """A loaded Detoxify model, run directly so that windows and batching are ours.
 
-    `precision` is the one in use: with `auto`, the one measured best at load time (and
-    `calibration` holds that measurement). `languages` defaults to what the model's
+    `engine` runs it (`runtime` and `precision` say which: with `auto`, the one measured best,
+    and `calibration` holds that measurement). `languages` defaults to what the model's
     architecture reads (see `inferred_languages`).
     """
 
@@ -214,11 +257,12 @@ class DetoxifyScorer:
         detoxify: LoadedDetoxify,
         name: str,
         *,
-        precision: str = "fp32",
+        engine: EngineRequest = TORCH_FP32,
         max_tokens: int = 256,
         batch_size: int = DEFAULT_BATCH_SIZE,
         languages: frozenset[str] | None = None,
     ) -> None:
+        engine.check()
         self.name = name
         self.labels = tuple(detoxify.class_names)
         if "toxicity" not in self.labels:
@@ -230,25 +274,24 @@ class DetoxifyScorer:
         self.tokenizer = detoxify.tokenizer
         self.max_tokens = _token_limit(detoxify, max_tokens)
         self.batch_size = batch_size
-        self.calibration: PrecisionChoice | None = None
-        model = detoxify.model.eval()
-        if precision == "auto":
-            # Imported here: calibration imports this module (and only `auto` needs it).
-            from workers.scoring.calibration import choose_precision
+        self.config = detoxify.model.config
+        # Imported here: calibration imports this module.
+        from workers.scoring.calibration import select_engine
 
-            self.model, self.calibration = choose_precision(
-                model, self.tokenizer, max_tokens=self.max_tokens, batch_size=batch_size
-            )
-            self.precision = self.calibration.precision
-        else:
-            self.model = apply_precision(model, precision)
-            self.precision = precision
+        self.engine, self.calibration = select_engine(
+            detoxify.model.eval(),
+            self.tokenizer,
+            engine,
+            max_tokens=self.max_tokens,
+            batch_size=batch_size,
+        )
+        self.runtime, self.precision = self.engine.runtime, self.engine.precision
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Scores for every label, in input order; a long text gets each label's highest score
         over its windows of `max_tokens` tokens."""
         rows = predict(
-            self.model,
+            self.engine,
             self.tokenizer,
             texts,
             max_tokens=self.max_tokens,
@@ -261,7 +304,7 @@ class DetoxifyScorer:
 
 
 def predict(
-    model: torch.nn.Module,
+    model: torch.nn.Module | Engine,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
@@ -353,14 +396,12 @@ def _special_token_counts(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]
 
 
 def _forward(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, windows: list[list[int]]
+    model: torch.nn.Module | Engine, tokenizer: PreTrainedTokenizerBase, windows: list[list[int]]
 ) -> list[list[float]]:
-    # Single texts: token_type_ids would be all 0, the models' default, so only ids and mask.
-    inputs = tokenizer.pad({"input_ids": windows}, return_tensors="pt")
-    with torch.inference_mode():
-        logits = model(**inputs).logits
-        # Same as Detoxify.predict: an independent sigmoid per label (bf16 goes back to fp32).
-        return torch.sigmoid(logits.float()).tolist()
+    """One forward pass of a torch module (the tokenizer pads) or of an engine (its own)."""
+    if isinstance(model, torch.nn.Module):
+        return torch_engine.forward(model, tokenizer, windows)
+    return model.forward(windows)
 
 
 def inferred_languages(detoxify: LoadedDetoxify) -> frozenset[str]:
@@ -375,23 +416,23 @@ def load_toxicity_scorer(
     spec: str,
     *,
     config_dir: Path | None = None,
-    precision: str = "fp32",
+    engine: EngineRequest = TORCH_FP32,
     max_tokens: int = 256,
     load_timeout: float = 20.0,
     pass_size: int = DEFAULT_BATCH_SIZE,
     languages: frozenset[str] | None = None,
 ) -> ToxicityScorer:
     """Load the scorer named by `spec` (see the module docstring); only `auto` falls back.
-    `pass_size` is the number of comments per forward pass; `languages` (ISO 639-1 codes)
-    replaces the languages the model is known or inferred to read."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS})")
+    `engine` says what runs a Detoxify model; `pass_size` is the number of comments per
+    forward pass; `languages` (ISO 639-1 codes) replaces the languages the model is known or
+    inferred to read."""
+    engine.check()
     if languages is not None:
         _check_languages(languages)
     if spec == "lite":
         return LiteScorer(languages=languages)
     if spec == "auto":
-        return _load_auto(config_dir, precision, max_tokens, load_timeout, pass_size, languages)
+        return _load_auto(config_dir, engine, max_tokens, load_timeout, pass_size, languages)
     if spec.startswith("detoxify:"):
         target = spec.removeprefix("detoxify:")
         detoxify = _load_detoxify(target, config_dir)
@@ -400,7 +441,7 @@ def load_toxicity_scorer(
         return DetoxifyScorer(
             detoxify,
             spec,
-            precision=precision,
+            engine=engine,
             max_tokens=max_tokens,
             batch_size=pass_size,
             languages=languages,
@@ -496,7 +537,7 @@ def _construct(
 
 def _load_auto(
     config_dir: Path | None,
-    precision: str,
+    engine: EngineRequest,
     max_tokens: int,
     load_timeout: float,
     pass_size: int = DEFAULT_BATCH_SIZE,
@@ -524,7 +565,7 @@ def _load_auto(
     return DetoxifyScorer(
         detoxify,
         f"detoxify:{AUTO_VARIANT}",
-        precision=precision,
+        engine=engine,
         max_tokens=max_tokens,
         batch_size=pass_size,
         languages=VARIANTS[AUTO_VARIANT].languages if languages is None else languages,
@@ -569,61 +610,6 @@ def _default_socket_timeout(seconds: float) -> Iterator[None]:
 def _hub_offline() -> bool:
     """True when HF_HUB_OFFLINE forbids downloads; torch hub has no such switch, so obey it too."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-# --- precision -----------------------------------------------------------------------------------
-
-
-def apply_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """`model` converted in place to `fp32` (as it is), `bf16` or dynamic `int8`."""
-    if precision == "fp32":
-        return model
-    if precision == "bf16":
-        return model.to(torch.bfloat16)
-    if precision == "int8":
-        return _quantize_int8(model)
-    raise ValueError(f"unknown precision {precision!r} (expected fp32, bf16 or int8)")
-
-
-def precision_copy(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """A new model at `precision`, leaving `model` as it was (`fp32` gives `model` itself).
-
-    The copy is built over `model`'s tensors rather than from a full duplicate: bf16 gets
-    converted tensors, int8 shares those it keeps in fp32 (embeddings, layer norms). Neither
-    model writes to its weights, so sharing is safe, and it keeps start-up memory low.
-    """
-    if precision == "fp32":
-        return model
-    if precision == "bf16":
-        return _copy_module(model, torch.bfloat16)
-    if precision == "int8":
-        return _quantize_int8(_copy_module(model))
-    raise ValueError(f"unknown precision {precision!r} (expected fp32, bf16 or int8)")
-
-
-def _copy_module(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
-    """A copy of `model`'s modules whose float tensors are converted to `dtype`, or shared."""
-    memo: dict[int, Any] = {}
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        if dtype is None or not tensor.is_floating_point():
-            memo[id(tensor)] = tensor
-        elif isinstance(tensor, torch.nn.Parameter):
-            memo[id(tensor)] = torch.nn.Parameter(tensor.detach().to(dtype), tensor.requires_grad)
-        else:
-            memo[id(tensor)] = tensor.to(dtype)
-    return copy.deepcopy(model, memo)
-
-
-def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantization of `model`'s Linear layers, in place."""
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao (not a dependency); it still
-        # works, and its warnings would otherwise reach the log at every worker start.
-        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated")
-        warnings.filterwarnings("ignore", "torch.quantize_per_tensor")
-        return torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-        )
 
 
 def _token_limit(detoxify: LoadedDetoxify, max_tokens: int) -> int:
