@@ -180,7 +180,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         """
         done: list[Started] = []
         for (job, queue), execution in part:
-            if comment_key(job) is None or job.dependency_ids:
+            if comment_key(job) is None:  # not a scoring job: RQ performs it
                 self.perform_job(job, queue, execution)
                 continue
             job.started_at = now()
@@ -199,9 +199,9 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
     def finish_together(self, done: list[Started]) -> None:
         """RQ's `handle_job_success` for several jobs in one transaction: the worker's counts,
         each job's status, result and finished-registry entry, the end of its execution (off
-        the started registry), and one worker heartbeat. Left out: moving dependent jobs
-        (nothing enqueues with `depends_on` a scoring job; `perform_pass` hands any job with
-        dependencies to RQ) and success callbacks (scoring jobs have none)."""
+        the started registry), and one worker heartbeat. Left out: moving dependent jobs and
+        success callbacks, which scoring jobs never have (`ScoringEnqueuer` gives them
+        neither)."""
         with self.connection.pipeline() as pipe:
             for (job, _), execution in done:
                 result_ttl = job.get_result_ttl(self.default_result_ttl)

@@ -65,6 +65,10 @@ class FeatureSpec:
         )
 
 
+#: Texts whose block lengths a featurizer keeps for explaining their scores (a few batches').
+LENGTHS_KEPT = 1024
+
+
 def _whole(document: str) -> list[str]:
     """The document itself as its one feature (to hash a single n-gram exactly)."""
     return [document]
@@ -87,6 +91,10 @@ class Featurizer:
         self._chars = HashingVectorizer(analyzer="char_wb", ngram_range=spec.char_ngrams, **common)
         # Hashes one word n-gram exactly as `_words` does (it joins a bigram's words with " ").
         self._ngram = HashingVectorizer(analyzer=_whole, **common)
+        #: The word and character blocks' lengths of the texts seen last by `matrix_of_cleaned`:
+        #: explaining a score (`word_scores`) divides by them, and would otherwise hash the
+        #: whole text twice more.
+        self._lengths: dict[str, tuple[float, float]] = {}
 
     def matrix(
         self,
@@ -114,9 +122,19 @@ class Featurizer:
         if self.signal_names:
             found = signals if signals is not None else [signals_in_cleaned(t) for t in cleaned]
             blocks.append(csr_matrix(self._signal_strengths(found)))
-        blocks.append(normalize(self._words.transform(cleaned)))
-        blocks.append(normalize(self._chars.transform(cleaned)))
+        words, chars = self._words.transform(cleaned), self._chars.transform(cleaned)
+        self._remember_lengths(cleaned, _row_lengths(words), _row_lengths(chars))
+        blocks.append(normalize(words))
+        blocks.append(normalize(chars))
         return hstack(blocks, format="csr")
+
+    def _remember_lengths(
+        self, cleaned: Sequence[str], words: np.ndarray, chars: np.ndarray
+    ) -> None:
+        if len(self._lengths) + len(cleaned) > LENGTHS_KEPT:
+            self._lengths.clear()
+        for text, word_length, char_length in zip(cleaned, words, chars, strict=True):
+            self._lengths[text] = (float(word_length) or 1.0, float(char_length) or 1.0)
 
     def _signal_strengths(self, found: Sequence[Mapping[str, tuple[float, str]]]) -> np.ndarray:
         strengths = np.zeros((len(found), len(self.signal_names)))
@@ -132,8 +150,11 @@ class Featurizer:
         pair it belongs to. `cleaned` is the whole text, for the blocks' lengths."""
         word_weights = weights[self.words_at : self.chars_at]
         char_weights = weights[self.chars_at : self.width]
-        word_norm = _length(self._words.transform([cleaned]))
-        char_norm = _length(self._chars.transform([cleaned]))
+        if cleaned in self._lengths:
+            word_norm, char_norm = self._lengths[cleaned]
+        else:
+            word_norm = _length(self._words.transform([cleaned]))
+            char_norm = _length(self._chars.transform([cleaned]))
         scores = self._ngram.transform(words) @ word_weights / word_norm
         scores += self._chars.transform(words) @ char_weights / char_norm
         if self.spec.word_ngrams[1] >= 2 and len(words) > 1:
@@ -142,6 +163,11 @@ class Featurizer:
             scores[:-1] += pair_scores / 2
             scores[1:] += pair_scores / 2
         return np.asarray(scores).ravel()
+
+
+def _row_lengths(matrix: csr_matrix) -> np.ndarray:
+    """The L2 length of each row."""
+    return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
 
 
 def _length(row: csr_matrix) -> float:
