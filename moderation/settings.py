@@ -94,7 +94,10 @@ class Settings:
     engine_cache_dir: Path | None = None
     max_tokens: int = 256
     torch_threads: int = 1
-    batch_size: int = 16
+    #: Jobs a worker takes at once: sorted by length into passes of `pass_size`, so more of
+    #: them pad less (bert-base int8 on 2 cores: 37/s at 16, 47/s at 64, 54/s at 128); checks
+    #: cut in between passes, so the batch does not make them wait longer.
+    batch_size: int = 64
     pass_size: int = 4
     batch_wait: float = 0.01
     model_load_timeout: float = 20.0

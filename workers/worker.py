@@ -57,6 +57,10 @@ WORKER_TTL = 30
 #: again: the longest an idle worker leaves a comment handed over to it waiting.
 LANGUAGE_QUEUE_POLL = 1
 
+#: Comments per pass of a model that scores any number at once (the embedded one): its own
+#: cost is small beside a pass's Redis work, and a check waits for at most one pass.
+EMBEDDED_PASS_SIZE = 16
+
 #: A job in hand, with the queue it came from and its RQ execution.
 Started = tuple[tuple[Job, Queue], Execution]
 
@@ -156,8 +160,8 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
     @staticmethod
     def passes(runtime: WorkerRuntime, started: list[Started]) -> list[list[Started]]:
         """The batch in model passes: checks first, then the rest shortest first (a pass pads
-        its texts to its longest), `pass_size` a pass; one pass for a model without passes
-        (the embedded one scores any number at once)."""
+        its texts to its longest), `pass_size` a pass (EMBEDDED_PASS_SIZE for a model that
+        scores any number at once)."""
 
         def length(item: Started) -> int:
             entry = runtime.prescored.get(comment_key(item[0][0]))  # type: ignore[arg-type]
@@ -165,7 +169,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
 
         checks = [item for item in started if is_check_job(item[0][0].id)]
         rest = sorted((item for item in started if item not in checks), key=length)
-        size = getattr(runtime.toxicity, "batch_size", None) or len(started)
+        size = getattr(runtime.toxicity, "batch_size", None) or EMBEDDED_PASS_SIZE
         return [group[i : i + size] for group in (checks, rest) for i in range(0, len(group), size)]
 
     def perform_pass(self, part: list[Started]) -> None:
@@ -285,14 +289,18 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         return extra
 
     def waiting_jobs(self, queue: Queue, limit: int) -> list[tuple[Job, Queue]]:
-        """Up to `limit` jobs already on `queue`, without blocking: each moved atomically to
-        the queue's intermediate list as RQ's own dequeue does (LMOVE), all in one round trip,
-        then fetched in another. A job whose hash is gone is skipped, as RQ skips it."""
+        """Up to `limit` jobs already on `queue`, without blocking: as many as it holds are
+        each moved atomically to the queue's intermediate list as RQ's own dequeue does
+        (LMOVE), all in one round trip, then fetched in another. A job whose hash is gone is
+        skipped, as RQ skips it."""
         if limit <= 0:
             return []
         try:
+            waiting = min(limit, int(self.connection.llen(queue.key)))
+            if not waiting:
+                return []
             with self.connection.pipeline(transaction=False) as pipe:
-                for _ in range(limit):
+                for _ in range(waiting):
                     pipe.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
                 ids = [raw.decode() for raw in pipe.execute() if raw is not None]
             jobs = self.job_class.fetch_many(

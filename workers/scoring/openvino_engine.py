@@ -134,13 +134,18 @@ def build(
 
 def _config(precision: str, threads: int) -> dict[str, Any]:
     """Compile options: `threads` threads in one stream, run at bf16 for bf16 and for int8's
-    unquantized operators where the CPU has bf16 units, else at fp32."""
+    unquantized operators where the CPU has bf16 units, else at fp32.
+
+    Not pinned to cores: OpenVINO pins its threads by default, and every worker process pins
+    its one thread to the same first core (two workers on a 2-core machine measured no faster
+    than one), while the operating system spreads unpinned processes over the cores."""
     bf16 = precision == "bf16" or (precision == "int8" and "bf16" in supported_precisions())
     return {
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+        "ENABLE_CPU_PINNING": False,
     }
 
 
