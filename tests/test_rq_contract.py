@@ -285,6 +285,7 @@ OWN_METHODS = {
         "prescore_pass",
         "perform_pass",
         "finish_together",
+        "give_back",
     },
     DeliveryWorker: {"__init__", "perform_in_thread"},
     RidesOutOutages: {"ride_out", "wait_for_redis", "heartbeat_and_mend"},
@@ -509,6 +510,14 @@ CALLS: list[tuple[Any, str, list[str], list[str], str]] = [
         f"{WORKER} ScoringWorker.finish_together",
     ),
     (SimpleWorker, "heartbeat", [], ["pipeline"], f"{WORKER} ScoringWorker.finish_together"),
+    (Job, "set_status", ["status", "pipeline"], [], f"{WORKER} ScoringWorker.give_back"),
+    (
+        Queue,
+        "push_job_id",
+        ["job_id", "pipeline", "at_front"],
+        [],
+        f"{WORKER} ScoringWorker.give_back",
+    ),
 ]
 
 

@@ -135,7 +135,11 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         executions = self.ride_out(self.start_batch, runtime, batch)
         started = list(zip(batch, executions, strict=True))
         try:
-            for part in self.passes(runtime, started):
+            parts = self.passes(runtime, started)
+            for index, part in enumerate(parts):
+                if index and self._stop_requested:  # warm shutdown: the pass in hand is done
+                    self.ride_out(self.give_back, [item for rest in parts[index:] for item in rest])
+                    break
                 if checks_cut_in:
                     checks = self.ride_out(self.waiting_checks, runtime.settings.pass_size)
                     if checks:
@@ -226,6 +230,18 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             pipe.execute()
         for (job, _), _ in done:
             job._status = JobStatus.FINISHED
+
+    def give_back(self, remaining: list[Started]) -> None:
+        """Return jobs of the batch that were not begun to the front of their queues, in
+        their order, as queued as before this worker took them, in one transaction: on a warm
+        shutdown (SIGTERM) the worker finishes the pass in hand, not its whole batch."""
+        with self.connection.pipeline() as pipe:
+            for (job, queue), execution in reversed(remaining):
+                self.cleanup_execution(job, pipeline=pipe, execution=execution)
+                job.set_status(JobStatus.QUEUED, pipeline=pipe)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+            pipe.execute()
+        log.info("stopping: gave %d comments of the batch back to the queue", len(remaining))
 
     def waiting_checks(self, limit: int) -> list[tuple[Job, Queue]]:
         """Up to `limit` checks from the front of this worker's queues (one round trip when
@@ -396,7 +412,8 @@ def worker_name(kind: str = "scoring") -> str:
 
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     """Load the model, register, and work the scoring queue until stopped (SIGTERM: finish
-    the current job, then exit). Returns whether any job ran."""
+    the pass in hand, give the rest of the batch back, then exit). Returns whether any job
+    ran."""
     start_runtime(settings)
     connection = connect(settings.redis_url, socket_timeout=None)
     runtime = current_runtime()

@@ -228,13 +228,22 @@ def test_sigterm_finishes_the_comment_in_hand_then_exits(
     for number in range(30):
         submit(client, auth, f"c-{number}", "you are a stupid idiot " * 800)
     started = StartedJobRegistry(SCORING_QUEUE, connection=redis_client)
+    queue = Queue(SCORING_QUEUE, connection=redis_client)
     with running_worker(redis_server.url, tmp_path / "worker.log", slow) as worker:
+        # The worker takes the whole backlog as one batch, marked started at once.
         in_hand = wait_for(lambda: started.get_job_ids(), timeout=60, interval=0.005)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0
     assert started.get_job_ids() == []  # nothing left half-done
-    job = Queue(SCORING_QUEUE, connection=redis_client).fetch_job(in_hand[0])
-    assert job.get_status() == "finished"
-    site, comment_id = job.args
-    assert automatic_decisions(redis_client, site, comment_id) == 1
-    assert Queue(SCORING_QUEUE, connection=redis_client).count > 0  # the rest still waits
+    jobs = [queue.fetch_job(job_id) for job_id in in_hand]
+    finished = [job for job in jobs if job.get_status() == "finished"]
+    returned = [job for job in jobs if job.get_status() == "queued"]
+    assert finished, "the pass in hand was not finished"
+    assert len(finished) + len(returned) == len(jobs)
+    for job in finished:
+        assert automatic_decisions(redis_client, *job.args) == 1
+    # The batch's passes not begun went back to the front of the queue, where the rest waits.
+    assert returned and set(queue.get_job_ids()) >= {job.id for job in returned}
+    assert queue.count == 30 - len(finished)
+    for job in returned:
+        assert automatic_decisions(redis_client, *job.args) == 0
