@@ -10,15 +10,17 @@ they would only slow its measurement down.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from moderation.keyspace import KEYS
 
@@ -33,10 +35,6 @@ CLAIM_SECONDS = 900
 POLL_SECONDS = 0.5
 
 Signature = Mapping[str, Any]
-_COMPARE_AND_DELETE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def signature_digest(signature: Signature) -> str:
@@ -46,7 +44,6 @@ def signature_digest(signature: Signature) -> str:
 class EngineChoices:
     def __init__(self, connection: redis.Redis) -> None:
         self.redis = connection
-        self._compare_and_delete = connection.register_script(_COMPARE_AND_DELETE)
 
     def get(self, signature: Signature) -> dict[str, Any] | None:
         """The measurement kept for `signature` (refreshing how long it is kept), if any."""
@@ -77,18 +74,23 @@ class EngineChoices:
         """The choice for `signature`: the one kept, or else `measure()`'s, measured by one
         worker at a time (the others wait for it up to `wait_seconds`, then measure too).
         Also says whether this call measured it."""
-        digest = signature_digest(signature)
-        lock, token = KEYS.engine_choice_lock(digest), uuid.uuid4().hex
+        # redis-py's lock: a token set with NX and a lifetime, released only while still ours.
+        claim = self.redis.lock(
+            KEYS.engine_choice_lock(signature_digest(signature)),
+            timeout=CLAIM_SECONDS,
+            blocking=False,
+            thread_local=False,
+        )
         deadline = time.monotonic() + wait_seconds
         waited = False
         while True:
             kept = self.get(signature)
             if kept is not None:
                 return kept, False
-            if self.redis.set(lock, token, nx=True, ex=CLAIM_SECONDS):
+            if claim.acquire():
                 kept = self.get(signature)  # stored and released just before the claim?
                 if kept is not None:
-                    self._release(lock, token)
+                    _release(claim)
                     return kept, False
                 break
             if time.monotonic() > deadline:
@@ -103,8 +105,11 @@ class EngineChoices:
             self.put(signature, choice)
             return choice, True
         finally:
-            self._release(lock, token)
+            _release(claim)
 
-    def _release(self, lock: str, token: str) -> None:
-        """Drop the claim if it is still this caller's (one that lapsed may be another's)."""
-        self._compare_and_delete(keys=[lock], args=[token])
+
+def _release(claim: Lock) -> None:
+    """Drop the claim if this caller holds it (one that lapsed may be another's by now)."""
+    if claim.owned():
+        with contextlib.suppress(LockError):  # lapsed between the look and the release
+            claim.release()
