@@ -172,7 +172,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             return len(entry.comment.submission.content) if entry else 0
 
         checks = [item for item in started if is_check_job(item[0][0].id)]
-        rest = sorted((item for item in started if item not in checks), key=length)
+        rest = sorted((item for item in started if not is_check_job(item[0][0].id)), key=length)
         size = getattr(runtime.toxicity, "batch_size", None) or EMBEDDED_PASS_SIZE
         return [group[i : i + size] for group in (checks, rest) for i in range(0, len(group), size)]
 
