@@ -173,6 +173,41 @@ def test_the_kept_choice_is_used_without_measuring(
     assert f"{engine.runtime}-{engine.precision}" == other
 
 
+def test_a_kept_choice_that_does_not_build_here_is_measured_here_and_left_kept(
+    detoxify: Detoxify,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    measurements: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A host that cannot build the kept engine (say, no writable directory for its export)
+    still starts: it measures for itself and leaves the other hosts' choice as it was."""
+    select(detoxify, auto(redis_client, tmp_path))
+    [key] = kept_keys(redis_client)
+    record = json.loads(redis_client.get(key))
+    record["choice"]["engine"] = kept = "torch-int8"  # one that is built (fp32 is the model)
+    redis_client.set(key, json.dumps(record), keepttl=True)
+    before = redis_client.get(key)
+    real = calibration.build_engine
+
+    def unbuildable_here(model: Any, tokenizer: Any, candidate: Any, **options: Any) -> Engine:
+        if candidate.name == kept:
+            raise OSError("read-only file system")
+        return real(model, tokenizer, candidate, **options)
+
+    monkeypatch.setattr(calibration, "build_engine", unbuildable_here)
+    caplog.set_level(logging.WARNING, logger=calibration.__name__)
+
+    engine, chosen = select(detoxify, auto(redis_client, tmp_path))
+
+    assert len(measurements) == 2  # measured again, here
+    assert chosen is not None and chosen.engine != kept
+    assert f"{engine.runtime}-{engine.precision}" == chosen.engine
+    assert any("does not build here" in message for message in ours(caplog))
+    assert redis_client.get(key) == before  # the kept choice stays for the other hosts
+
+
 def perturbed(detoxify: Detoxify) -> Detoxify:
     """The same model with one weight moved a little: another checksum."""
     changed = copy.copy(detoxify)

@@ -186,10 +186,9 @@ def select_engine(
 
     if len(options) == 1:
         return build(options[0]), None
-    measured: list[Engine] = []
 
-    def measure() -> dict[str, Any]:
-        engine, choice = choose_engine(
+    def measure_here() -> tuple[Engine, EngineChoice]:
+        return choose_engine(
             model,
             tokenizer,
             options,
@@ -198,6 +197,13 @@ def select_engine(
             batch_size=batch_size,
             texts=texts,
         )
+
+    if request.choices is None:
+        return measure_here()
+    measured: list[Engine] = []
+
+    def measure_and_keep() -> dict[str, Any]:
+        engine, choice = measure_here()
         measured.append(engine)
         return choice.as_dict()
 
@@ -211,12 +217,22 @@ def select_engine(
         "candidates": [option.name for option in options],
         "tolerance": TOLERANCE,
     }
-    kept, _ = request.choices.once(signature, measure) if request.choices else (measure(), True)
+    kept, _ = request.choices.once(signature, measure_and_keep)
     choice = EngineChoice.from_dict(kept)
     if measured:
         return measured[0], choice
     logger.info("engine auto: using %s, measured by an earlier worker", choice.engine)
-    return build(choice.candidate), choice
+    try:
+        return build(choice.candidate), choice
+    except Exception as error:  # e.g. no writable cache directory for its export on this host
+        logger.warning(
+            "engine auto: %s, measured by an earlier worker, does not build here (%s: %s); "
+            "measuring here, for this worker only",
+            choice.engine,
+            type(error).__name__,
+            str(error),
+        )
+        return measure_here()
 
 
 def choose_engine(
