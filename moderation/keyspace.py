@@ -10,7 +10,18 @@ Layout (every key under the `mod:` prefix):
     mod:held:{site}                zset    held comment ids by submission time (the review queue)
     mod:audit:{site}:{id}          list    the comment's audit events, oldest first (JSON)
     mod:events:{site}              stream  every site's audit events, for live views
-    mod:author:{site}:{author}     hash    the author's comment counts by status
+    mod:author:{site}:{author}     hash    the author's comment counts by status, and their standing
+                                           (banned, premoderated, trusted) with who set it and why
+    mod:author-log:{site}:{author} list    every action on the author (ban, clear...), oldest first
+    mod:author-comments:{s}:{a}    zset    the author's newest comment ids by submission time
+    mod:authors:{site}             zset    authors with a standing, by the time it was set
+    mod:reports:{site}:{id}        hash    reader id -> their report of the comment (JSON)
+    mod:reported:{site}            zset    comment ids with reports no moderator has seen, by the
+                                           latest report's time (the page's Reported view)
+    mod:approved:{site}            zset    approved comment ids by decision time (the newest
+                                           10,000: what moderators search to overturn)
+    mod:stats:{site}:{hour}        hash    one UTC hour's counts for the dashboard (see
+                                           moderation.hourly_stats), kept 35 days
     mod:examples:{site}            stream  the site's labels (text, kind, source, scores)
     mod:label-stats:{site}         hash    labels per kind, a version bumped by every change,
                                            and the version the site's models last trained on
@@ -111,6 +122,28 @@ class Keyspace:
 
     def author_counts(self, site: str, author_id: str) -> str:
         return f"{self.prefix}:author:{site}:{author_id}"
+
+    def author_log(self, site: str, author_id: str) -> str:
+        return f"{self.prefix}:author-log:{site}:{author_id}"
+
+    def author_comments(self, site: str, author_id: str) -> str:
+        return f"{self.prefix}:author-comments:{site}:{author_id}"
+
+    def authors(self, site: str) -> str:
+        return f"{self.prefix}:authors:{site}"
+
+    def reports(self, site: str, comment_id: str) -> str:
+        return f"{self.prefix}:reports:{site}:{comment_id}"
+
+    def reported(self, site: str) -> str:
+        return f"{self.prefix}:reported:{site}"
+
+    def approved(self, site: str) -> str:
+        return f"{self.prefix}:approved:{site}"
+
+    def hourly_stats(self, site: str, hour: int) -> str:
+        """`hour`: hours since the epoch (UTC)."""
+        return f"{self.prefix}:stats:{site}:{hour}"
 
     def labels(self, site: str) -> str:
         """Named before labels were learned from; kept so that stored labels stay."""

@@ -42,6 +42,10 @@ def policy_from_json(data: dict[str, Any]) -> PolicySettings:
         trusted_after=int(data["trusted_after"]),
         # policies stored before languages were detected lack it
         unscored_languages=str(data.get("unscored_languages", "hold")),
+        # and those stored before moderators' tools, these three
+        report_threshold=int(data.get("report_threshold", 3)),
+        premoderate_new_authors=int(data.get("premoderate_new_authors", 0)),
+        banned_authors=str(data.get("banned_authors", "reject")),
         version=int(data["version"]),
     )
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from moderation.records import Action
+from moderation.records import Action, Standing
 from moderation.settings import PolicySettings
 
 
@@ -27,6 +27,8 @@ class Signals:
     #: no live toxicity model reads the comment's language: its toxicity scores come from a
     #: model that does not read it (they may still hold it, never approve or reject it alone)
     language_unread: bool = False
+    author_standing: Standing | None = None  # what moderators said about the author
+    open_reports: int = 0  # distinct readers who reported it since a moderator last decided it
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,16 @@ class ReasonKind(StrEnum):
     SUSPECT = "suspect"  # a suspect word
     LANGUAGE = "language"  # no live model reads the comment's language
     PREMODERATION = "premoderation"  # the site holds every comment
+    AUTHOR = "author"  # a moderator banned or premoderated the author, or the author is new
+    REPORTED = "reported"  # readers reported it
 
 
 HONEYPOT_REASON = "honeypot field filled"
 PREMODERATE_REASON = "site premoderates every comment"
+BANNED_AUTHOR_REASON = "author banned by a moderator"
+PREMODERATED_AUTHOR_REASON = "author premoderated by a moderator"
+_NEW_AUTHOR_REASON = re.compile(r"new author: \d+ of \d+ comments approved")
+_REPORTED_REASON = re.compile(r"reported by \d+ readers?\b.*")
 #: `"toxicity 0.93 >= 0.80"`, `'spam 0.91 >= 0.70: "phrase", 2 links'` (the label first).
 _SCORED_REASON = re.compile(r"(\S+) \d+(?:\.\d+)? >= \d+(?:\.\d+)?")
 _LINKS_REASON = re.compile(r"\d+ links? > \d+ allowed")
@@ -69,7 +77,30 @@ def reason_kind(reason: str) -> ReasonKind | None:
         return ReasonKind.LANGUAGE
     if reason == PREMODERATE_REASON:
         return ReasonKind.PREMODERATION
+    if reason in (BANNED_AUTHOR_REASON, PREMODERATED_AUTHOR_REASON):
+        return ReasonKind.AUTHOR
+    if _NEW_AUTHOR_REASON.fullmatch(reason):
+        return ReasonKind.AUTHOR
+    if _REPORTED_REASON.fullmatch(reason):
+        return ReasonKind.REPORTED
     return None
+
+
+def reported_reason(readers: int, reasons: list[str]) -> str:
+    """`reported by 3 readers: abuse, spam` (the readers' reasons, most given first)."""
+    noun = "reader" if readers == 1 else "readers"
+    said = f": {', '.join(reason.replace('_', ' ') for reason in reasons)}" if reasons else ""
+    return f"reported by {readers} {noun}{said}"
+
+
+def _author_reasons(signals: Signals, policy: PolicySettings) -> list[str]:
+    """Why the author's comments are held whatever their scores (banned aside)."""
+    if signals.author_standing is Standing.PREMODERATED:
+        return [PREMODERATED_AUTHOR_REASON]
+    needed = policy.premoderate_new_authors
+    if needed and signals.author_approved < needed and signals.author_standing is None:
+        return [f"new author: {signals.author_approved} of {needed} comments approved"]
+    return []
 
 
 def _crossed(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
@@ -83,7 +114,10 @@ def _crossed(scores: Mapping[str, float], thresholds: Mapping[str, float]) -> li
 
 
 def is_trusted(signals: Signals, policy: PolicySettings) -> bool:
-    """An author with `trusted_after` approved comments skips the spam checks."""
+    """An author a moderator trusts, or with `trusted_after` approved comments, skips the spam
+    checks."""
+    if signals.author_standing is Standing.TRUSTED:
+        return True
     return policy.trusted_after > 0 and signals.author_approved >= policy.trusted_after
 
 
@@ -112,6 +146,9 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
     person always has the last word.
     """
     trusted = is_trusted(signals, policy)
+    banned = signals.author_standing is Standing.BANNED
+    if banned and policy.banned_authors == "reject":
+        return Verdict(Action.REJECT, [BANNED_AUTHOR_REASON])
     if policy.auto_reject:
         reject = _thresholds(policy.reject, signals, trusted)
         if signals.language_unread:  # a model that cannot read the text rejects nothing
@@ -133,6 +170,11 @@ def decide(scores: Mapping[str, float], signals: Signals, policy: PolicySettings
     reasons += _words("suspect", signals.suspect_words)
     if signals.language_unread and policy.unscored_languages == "hold":
         reasons.append(f"language {signals.language}: no model")
+    if banned:
+        reasons.append(BANNED_AUTHOR_REASON)
+    reasons += _author_reasons(signals, policy)
+    if policy.report_threshold and signals.open_reports >= policy.report_threshold:
+        reasons.append(reported_reason(signals.open_reports, []))
     if policy.premoderate:
         reasons.append(PREMODERATE_REASON)
     return Verdict(Action.HOLD if reasons else Action.APPROVE, reasons)

@@ -43,6 +43,41 @@ class Action(StrEnum):
         }[self]
 
 
+class Standing(StrEnum):
+    """What moderators said about an author on a site (no standing: the site's policy alone)."""
+
+    BANNED = "banned"  # later comments rejected (or held, per the policy's `banned_authors`)
+    PREMODERATED = "premoderated"  # later comments held
+    TRUSTED = "trusted"  # later comments skip the spam checks
+
+
+class AuthorAction(StrEnum):
+    """What a moderator can do to an author; `clear` takes the standing away."""
+
+    BAN = "ban"
+    PREMODERATE = "premoderate"
+    TRUST = "trust"
+    CLEAR = "clear"
+
+    @property
+    def standing(self) -> Standing | None:
+        return {
+            AuthorAction.BAN: Standing.BANNED,
+            AuthorAction.PREMODERATE: Standing.PREMODERATED,
+            AuthorAction.TRUST: Standing.TRUSTED,
+            AuthorAction.CLEAR: None,
+        }[self]
+
+
+class ReportReason(StrEnum):
+    """Why a reader reported a published comment."""
+
+    SPAM = "spam"
+    ABUSE = "abuse"
+    OFF_TOPIC = "off_topic"
+    OTHER = "other"
+
+
 def utc_now() -> float:
     """Seconds since the epoch; every stored time is one of these."""
     return datetime.now(UTC).timestamp()
@@ -150,6 +185,11 @@ class Comment:
     is_check: bool = False
     #: label -> the phrases of the text that drove its learned score (erased with the text).
     highlights: dict[str, list[str]] = field(default_factory=dict)
+    #: toxicity label -> [begin, end, score] of each sentence, for comments held for one
+    #: (Perspective-style span scores; erased with the text).
+    spans: dict[str, list[list[float]]] = field(default_factory=dict)
+    #: distinct readers who reported it since a moderator last decided it
+    open_reports: int = 0
 
     @property
     def id(self) -> str:

@@ -1,4 +1,5 @@
-"""What moderators do: read the held queue, look at a comment, decide, read its audit trail.
+"""What moderators do: read the held queue, the reported comments and the recent approvals,
+look at a comment in its context, decide, act on its author, read its audit trail.
 
 Shared by the review API and the /moderate page; every method checks what the moderator may
 see, and raises ApiError (403, 404, 409) in the contract's terms.
@@ -13,11 +14,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from moderation.authors import AuthorProfile, AuthorStore
 from moderation.deliveries import Outbox
 from moderation.errors import ApiError
 from moderation.labels import LabelKind, LabelStore, kind_of_decision
 from moderation.moderators import Moderator
-from moderation.records import Action, Comment, Decision, Status, isoformat, utc_now
+from moderation.records import (
+    Action,
+    AuthorAction,
+    Comment,
+    Decision,
+    Status,
+    isoformat,
+    utc_now,
+)
+from moderation.reports import Report, ReportStore, label_kind_of_reports
 from moderation.sites import SiteStore
 from moderation.store import CommentStore
 
@@ -26,6 +37,11 @@ from moderation.store import CommentStore
 DECIDABLE = (Status.PENDING, Status.HELD)
 OVERTURNABLE = tuple(Status)
 MAX_PAGE = 100
+#: The author's other recent comments a card shows, and how much of each comment's text.
+RECENT_BY_AUTHOR = 5
+EXCERPT_CHARS = 400
+#: Approved comments searched per site for `approved` (the newest first).
+APPROVED_SEARCH_DEPTH = 2_000
 
 Position = tuple[float, str, str]  # (submitted_at, site, comment id): the queue's order
 
@@ -63,18 +79,72 @@ def matches(comment: Comment, label: str | None, reason: str | None) -> bool:
     return not reason or any(reason.lower() in r.lower() for r in reasons)
 
 
+def _decided_automatically(comment: Comment) -> bool:
+    return comment.decision is not None and comment.decision.decided_by == "auto"
+
+
+def _searchable(comment: Comment) -> str:
+    author = comment.submission.author
+    parts = (comment.submission.content, author.get("name", ""), author.get("id", ""), comment.id)
+    return "\n".join(parts).casefold()
+
+
 def audit_event_json(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "at": isoformat(float(event["at"]))}
 
 
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def glance(comment: Comment) -> dict[str, Any]:
+    """A comment in a line: another comment a card shows for context."""
+    author = comment.submission.author
+    return {
+        "id": comment.id,
+        "status": comment.status.value,
+        "submitted_at": isoformat(comment.submitted_at),
+        "author_name": author.get("name") or author.get("id") or "",
+        "content": excerpt(comment.submission.content),
+        "reasons": list(comment.decision.reasons) if comment.decision else [],
+        "decided_by": comment.decision.decided_by if comment.decision else "",
+    }
+
+
+def standing_json(profile: AuthorProfile) -> dict[str, Any] | None:
+    if profile.standing is None:
+        return None
+    return {
+        "standing": profile.standing.value,
+        "note": profile.standing_note,
+        "by": profile.standing_by,
+        "at": isoformat(profile.standing_at) if profile.standing_at else None,
+    }
+
+
+def reports_json(reports: list[Report]) -> dict[str, Any]:
+    reasons: dict[str, int] = {}
+    for report in reports:
+        reasons[report.reason.value] = reasons.get(report.reason.value, 0) + 1
+    return {"open": len(reports), "reasons": reasons, "items": [r.to_json() for r in reports]}
+
+
 class ReviewService:
     def __init__(
-        self, comments: CommentStore, sites: SiteStore, outbox: Outbox, labels: LabelStore
+        self,
+        comments: CommentStore,
+        sites: SiteStore,
+        outbox: Outbox,
+        labels: LabelStore,
+        authors: AuthorStore,
+        reports: ReportStore,
     ) -> None:
         self.comments = comments
         self.sites = sites
         self.outbox = outbox
         self.labels = labels
+        self.authors = authors
+        self.reports = reports
 
     # --- what a moderator may see ------------------------------------------------------------
 
@@ -98,16 +168,45 @@ class ReviewService:
 
     def item(self, comment: Comment) -> dict[str, Any]:
         """The record plus what a moderator needs to judge it."""
-        author = comment.submission.author
-        return {
-            **comment.record(),
-            "site": comment.site,
-            "content": comment.submission.content,
-            "author": author,
-            "context": comment.submission.context,
-            "highlights": comment.highlights,
-            "author_history": self.comments.author_counts(comment.site, author.get("id", "")),
-        }
+        return self.items([comment])[0]
+
+    def items(self, comments: list[Comment]) -> list[dict[str, Any]]:
+        """`item` for several comments, their context read in a few round trips in all: the
+        author's standing and counts, the parent comment of a reply, the author's other recent
+        comments on the site, and the readers' open reports."""
+        authors = [(c.site, c.submission.author.get("id", "")) for c in comments]
+        profiles = self.authors.profiles(authors)
+        recent_ids = self.authors.recent_comment_ids_many(authors, RECENT_BY_AUTHOR + 1)
+        parent_keys = [(c.site, c.submission.context.get("parent_id", "")) for c in comments]
+        wanted = [key for key in parent_keys if key[1]]
+        wanted += [
+            (site, i) for (site, _), ids in zip(authors, recent_ids, strict=True) for i in ids
+        ]
+        found = dict(zip(wanted, self.comments.get_many(wanted), strict=True))
+        reports = self.reports.open_many([(c.site, c.id, c.open_reports) for c in comments])
+        items = []
+        for comment, author, parent, ids, open_reports in zip(
+            comments, authors, parent_keys, recent_ids, reports, strict=True
+        ):
+            recent = [found.get((comment.site, i)) for i in ids if i != comment.id]
+            parent_comment = found.get(parent) if parent[1] else None
+            items.append(
+                {
+                    **comment.record(),
+                    "site": comment.site,
+                    "content": comment.submission.content,
+                    "author": comment.submission.author,
+                    "context": comment.submission.context,
+                    "highlights": comment.highlights,
+                    "spans": comment.spans,
+                    "author_history": profiles[author].counts,
+                    "author_standing": standing_json(profiles[author]),
+                    "author_recent": [glance(c) for c in recent if c][:RECENT_BY_AUTHOR],
+                    "parent": glance(parent_comment) if parent_comment else None,
+                    "reports": reports_json(open_reports),
+                }
+            )
+        return items
 
     def queue(
         self,
@@ -122,21 +221,66 @@ class ReviewService:
         """Held comments of the moderator's sites, oldest first, `limit` at a time."""
         after = decode_cursor(cursor) if cursor else None
         sites = self.visible_sites(moderator, site)
-        items: list[dict[str, Any]] = []
+        held: list[Comment] = []
         position = after
-        while len(items) < limit:
+        while len(held) < limit:
             batch = self._next_positions(sites, position, limit)
             if not batch:
-                return QueuePage(items, None)
-            for candidate in batch:
+                return QueuePage(self.items(held), None)
+            found = self.comments.get_many([(c[1], c[2]) for c in batch])
+            for candidate, comment in zip(batch, found, strict=True):
                 position = candidate
-                comment = self.comments.get(candidate[1], candidate[2])
                 if comment and comment.status is Status.HELD and matches(comment, label, reason):
-                    items.append(self.item(comment))
-                    if len(items) == limit:
+                    held.append(comment)
+                    if len(held) == limit:
                         break
         more = bool(self._next_positions(sites, position, 1))
-        return QueuePage(items, encode_cursor(position) if more and position else None)
+        return QueuePage(self.items(held), encode_cursor(position) if more and position else None)
+
+    def reported(
+        self, moderator: Moderator, *, site: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Comments of the moderator's sites with readers' reports no moderator has settled,
+        the most recently reported first (published ones and those held again alike)."""
+        rows: list[tuple[float, str, str]] = []
+        for name in self.visible_sites(moderator, site):
+            rows += [(at, name, i) for at, i in self.reports.reported_page(name, limit)]
+        rows = sorted(rows, reverse=True)[:limit]
+        found = self.comments.get_many([(name, i) for _, name, i in rows])
+        return self.items([c for c in found if c and c.open_reports > 0])
+
+    def approved(
+        self,
+        moderator: Moderator,
+        *,
+        site: str | None = None,
+        query: str = "",
+        limit: int = 20,
+        automatic_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Recently approved comments of the moderator's sites, newest first, to overturn:
+        those whose text, author name or id, or comment id contains `query` (any case), among
+        each site's newest APPROVED_SEARCH_DEPTH."""
+        needle = query.strip().casefold()
+        depth = APPROVED_SEARCH_DEPTH if needle else limit
+        rows: list[tuple[float, str, str]] = []
+        for name in self.visible_sites(moderator, site):
+            rows += [(at, name, i) for at, i in self.comments.approved_page(name, depth)]
+        rows.sort(reverse=True)
+        chosen: list[Comment] = []
+        for start in range(0, len(rows), 200):
+            chunk = rows[start : start + 200]
+            for comment in self.comments.get_many([(name, i) for _, name, i in chunk]):
+                if comment is None or comment.status is not Status.APPROVED:
+                    continue
+                if automatic_only and not _decided_automatically(comment):
+                    continue
+                if needle and needle not in _searchable(comment):
+                    continue
+                chosen.append(comment)
+                if len(chosen) == limit:
+                    return self.items(chosen)
+        return self.items(chosen)
 
     def _next_positions(
         self, sites: list[str], after: Position | None, count: int
@@ -189,6 +333,8 @@ class ReviewService:
             decided_at=utc_now(),
             language=previous.language if previous else None,
         )
+        if label is None and action is Action.REJECT and comment.open_reports:
+            label = label_kind_of_reports(self.reports.of(site, comment_id))
         outcome = self.comments.decide(
             site,
             comment_id,
@@ -196,6 +342,7 @@ class ReviewService:
             allowed=OVERTURNABLE if overturn else DECIDABLE,
             note=note,
             author_id=comment.submission.author.get("id", ""),
+            previous=previous,
         )
         current = self.comments.get(site, comment_id)
         if outcome.status is None or current is None:
@@ -210,6 +357,56 @@ class ReviewService:
         kind = kind_of_decision(action, previous, label)
         self.labels.label_comment(current, kind, source=moderator.actor)
         return current.record()
+
+    # --- authors -------------------------------------------------------------------------------
+
+    def author(self, moderator: Moderator, site: str, author_id: str) -> dict[str, Any]:
+        """The author's standing, counts, every action on them, and their recent comments."""
+        self.visible_sites(moderator, site)
+        profile = self.authors.profile(site, author_id)
+        ids = self.authors.recent_comment_ids(site, author_id, 20)
+        recent = [c for c in self.comments.get_many([(site, i) for i in ids]) if c]
+        return {**profile.to_json(), "recent": [glance(c) for c in recent]}
+
+    def act_on_author(
+        self,
+        moderator: Moderator,
+        site: str,
+        author_id: str,
+        action: AuthorAction,
+        note: str = "",
+        *,
+        reject_held: bool = False,
+    ) -> dict[str, Any]:
+        """Ban, premoderate, trust or clear the author (their later comments follow it); with
+        `reject_held` (a ban), also reject their comments held now, each a moderator decision."""
+        self.visible_sites(moderator, site)
+        if reject_held and action is not AuthorAction.BAN:
+            raise ApiError(
+                422, "Only a ban rejects held comments.", fields={"reject_held": ["ban only"]}
+            )
+        self.authors.act(site, author_id, action, moderator.actor, note)
+        rejected: list[str] = []
+        if reject_held:
+            ids = self.authors.recent_comment_ids(site, author_id, 1000)
+            held = [c for c in self.comments.get_many([(site, i) for i in ids]) if c]
+            for comment in held:
+                if comment.status is not Status.HELD:
+                    continue
+                try:
+                    self.decide(
+                        moderator,
+                        site,
+                        comment.id,
+                        Action.REJECT,
+                        note or "author banned",
+                        label=LabelKind.OTHER,  # a ban says who, not what: no model learns it
+                    )
+                    rejected.append(comment.id)
+                except ApiError as error:
+                    if error.status != 409:  # decided by someone else meanwhile: fine
+                        raise
+        return {**self.author(moderator, site, author_id), "rejected": rejected}
 
     def decide_many(
         self,

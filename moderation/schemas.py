@@ -9,7 +9,13 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from moderation.settings import DURABILITY_MODES, UNSCORED_LANGUAGE_ACTIONS
+from moderation.hourly_stats import WINDOWS
+from moderation.records import AuthorAction, ReportReason
+from moderation.settings import (
+    BANNED_AUTHOR_ACTIONS,
+    DURABILITY_MODES,
+    UNSCORED_LANGUAGE_ACTIONS,
+)
 from moderation.sites import valid_site_name
 
 MAX_WAIT_SECONDS = 10.0
@@ -29,7 +35,7 @@ def _no_control_characters(value: str) -> None:
 
 
 #: Sub-resources read with GET under a comment's URL: an id ending in one would be ambiguous.
-_SUB_RESOURCES = ("/deliveries", "/audit")
+_SUB_RESOURCES = ("/deliveries", "/audit", "/reports")
 
 
 def _addressable(value: str) -> None:
@@ -40,7 +46,7 @@ def _addressable(value: str) -> None:
     if value.startswith("/"):
         raise ma.ValidationError("Cannot start with '/'.")
     if value.endswith(_SUB_RESOURCES):
-        raise ma.ValidationError("Cannot end with '/deliveries' or '/audit'.")
+        raise ma.ValidationError("Cannot end with '/deliveries', '/audit' or '/reports'.")
 
 
 def _site_name(value: str) -> None:
@@ -96,7 +102,7 @@ class ContextSchema(ma.Schema):
 class CommentSubmissionSchema(ma.Schema):
     id = identifier(
         "The host site's comment id, unique per site; it goes in URLs, so not '.' or '..', "
-        "not starting with '/', not ending with '/deliveries' or '/audit'",
+        "not starting with '/', not ending with '/deliveries', '/audit' or '/reports'",
         required=True,
         in_urls=True,
     )
@@ -246,11 +252,148 @@ class ReviewItemSchema(CommentRecordSchema):
         metadata={"description": "score label -> the phrases of the text that drove it"},
     )
     author_history = fields.Nested(AuthorHistorySchema)
+    spans = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.List(fields.Float())),
+        metadata={
+            "description": "toxicity label -> [begin, end, score] of each sentence (or clause) "
+            "scored alone, for comments held for that label (Perspective-style span scores)"
+        },
+    )
+    author_standing = fields.Nested(
+        "AuthorStandingSchema",
+        allow_none=True,
+        metadata={"description": "what moderators said about the author; null: nothing"},
+    )
+    author_recent = fields.List(
+        fields.Nested("CommentGlanceSchema"),
+        metadata={"description": "the author's other recent comments on the site, newest first"},
+    )
+    parent = fields.Nested(
+        "CommentGlanceSchema",
+        allow_none=True,
+        metadata={"description": "the comment this one replies to (`context.parent_id`)"},
+    )
+    reports = fields.Nested(
+        "OpenReportsSchema",
+        metadata={"description": "readers' reports since a moderator last decided it"},
+    )
+
+
+class CommentGlanceSchema(ma.Schema):
+    id = fields.String()
+    status = fields.String()
+    submitted_at = fields.String()
+    author_name = fields.String()
+    content = fields.String(metadata={"description": "the first 400 characters"})
+    reasons = fields.List(fields.String())
+    decided_by = fields.String()
+
+
+class AuthorStandingSchema(ma.Schema):
+    standing = fields.String(metadata={"description": "banned, premoderated or trusted"})
+    note = fields.String()
+    by = fields.String()
+    at = fields.String(allow_none=True)
+
+
+class ReaderReportSchema(ma.Schema):
+    reporter = fields.String()
+    reason = fields.String()
+    note = fields.String()
+    at = fields.String()
+
+
+class OpenReportsSchema(ma.Schema):
+    open = fields.Integer()
+    reasons = fields.Dict(keys=fields.String(), values=fields.Integer())
+    items = fields.List(fields.Nested(ReaderReportSchema))
 
 
 class ReviewQueueSchema(ma.Schema):
     items = fields.List(fields.Nested(ReviewItemSchema))
     next_cursor = fields.String(allow_none=True)
+
+
+class ReviewListSchema(ma.Schema):
+    items = fields.List(fields.Nested(ReviewItemSchema))
+
+
+class ReportedQuerySchema(ma.Schema):
+    site = fields.String(validate=_site_name)
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class ApprovedQuerySchema(ReportedQuerySchema):
+    q = text(200, load_default="", metadata={"description": "text in the comment, author or id"})
+    automatic = fields.Boolean(
+        load_default=False, metadata={"description": "only those the service approved"}
+    )
+
+
+class StatsQuerySchema(ma.Schema):
+    site = fields.String(validate=_site_name)
+    hours = fields.Integer(
+        load_default=24,
+        validate=validate.OneOf(WINDOWS),
+        metadata={"description": "the window: 24, 168 (7 days) or 720 (30 days) hours"},
+    )
+
+
+class AuthorActionSchema(ma.Schema):
+    action = fields.String(
+        required=True, validate=validate.OneOf([action.value for action in AuthorAction])
+    )
+    note = text(2000, load_default="")
+    reject_held = fields.Boolean(
+        load_default=False,
+        metadata={"description": "with ban: also reject the author's comments held now"},
+    )
+
+
+class AuthorEventSchema(ma.Schema):
+    at = fields.String()
+    actor = fields.String()
+    action = fields.String()
+    note = fields.String()
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
+    to = fields.String(allow_none=True)
+
+
+class AuthorProfileSchema(ma.Schema):
+    site = fields.String()
+    author_id = fields.String()
+    standing = fields.String(allow_none=True)
+    standing_note = fields.String()
+    standing_by = fields.String()
+    standing_at = fields.String(allow_none=True)
+    counts = fields.Nested(AuthorHistorySchema)
+    events = fields.List(fields.Nested(AuthorEventSchema))
+    recent = fields.List(fields.Nested(CommentGlanceSchema))
+    rejected = fields.List(
+        fields.String(), metadata={"description": "held comments the ban rejected"}
+    )
+
+
+class ReportSubmissionSchema(ma.Schema):
+    reporter = identifier("The reader's id on the host site", required=True)
+    reason = fields.String(
+        required=True, validate=validate.OneOf([reason.value for reason in ReportReason])
+    )
+    note = text(2000, load_default="")
+
+
+class ReportOutcomeSchema(ma.Schema):
+    comment = fields.String()
+    reporter = fields.String()
+    counted = fields.Boolean(
+        metadata={"description": "false when this reader had reported the comment already"}
+    )
+    open_reports = fields.Integer(
+        metadata={"description": "distinct readers' reports since a moderator last decided it"}
+    )
+    threshold = fields.Integer(metadata={"description": "the site policy's report_threshold"})
+    status = fields.String(metadata={"description": "the comment's status now"})
 
 
 class DecisionOptionsSchema(ma.Schema):
@@ -373,6 +516,25 @@ class PolicySchema(ma.Schema):
             "description": "hold (default) or approve comments in a language no live toxicity "
             "model reads"
         },
+    )
+
+    report_threshold = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={
+            "description": "distinct readers' reports that send a published comment back to "
+            "review, held (default 3; 0: reports never do)"
+        },
+    )
+    premoderate_new_authors = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={
+            "description": "hold an author's comments until this many of theirs were approved "
+            "(default 0: off); comments with no author id count as a new author's"
+        },
+    )
+    banned_authors = fields.String(
+        validate=validate.OneOf(BANNED_AUTHOR_ACTIONS),
+        metadata={"description": "reject (default) or hold the comments of a banned author"},
     )
 
     @ma.validates_schema

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from moderation.authors import AuthorStore
 from moderation.connections import connect
 from moderation.coral_secrets import CoralSecretStore
 from moderation.deliveries import DeliveryLog, Outbox
 from moderation.durability import Durability
+from moderation.hourly_stats import DashboardStats
 from moderation.labels import LabelStore
 from moderation.moderators import ModeratorStore
 from moderation.policies import PolicyStore
 from moderation.queue import DeliveryEnqueuer, LearningEnqueuer, ScoringEnqueuer
+from moderation.reports import ReaderReports, ReportStore
 from moderation.review import ReviewService
 from moderation.settings import Settings
 from moderation.sites import SiteStore
@@ -35,6 +38,9 @@ class Services:
     policies: PolicyStore
     labels: LabelStore
     coral_secrets: CoralSecretStore
+    authors: AuthorStore
+    reader_reports: ReaderReports
+    stats: DashboardStats
 
 
 def build_services(settings: Settings) -> Services:
@@ -48,6 +54,9 @@ def build_services(settings: Settings) -> Services:
     outbox = Outbox(connection, comments, sites, DeliveryEnqueuer(connection, settings))
     # Each new label asks for the site's models to be retrained.
     labels = LabelStore(connection, on_change=LearningEnqueuer(connection, settings))
+    authors = AuthorStore(connection, comments.durability)
+    reports = ReportStore(connection)
+    policies = PolicyStore(connection, settings.policy)
     return Services(
         settings=settings,
         redis=connection,
@@ -55,12 +64,15 @@ def build_services(settings: Settings) -> Services:
         sites=sites,
         enqueue_scoring=ScoringEnqueuer(connection, settings),
         moderators=ModeratorStore(connection),
-        review=ReviewService(comments, sites, outbox, labels),
+        review=ReviewService(comments, sites, outbox, labels, authors, reports),
         outbox=outbox,
         deliveries=DeliveryLog(connection),
-        policies=PolicyStore(connection, settings.policy),
+        policies=policies,
         labels=labels,
         coral_secrets=CoralSecretStore(connection, settings.secret_key),
+        authors=authors,
+        reader_reports=ReaderReports(comments, reports, policies, outbox),
+        stats=DashboardStats(connection),
     )
 
 

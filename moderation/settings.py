@@ -24,6 +24,8 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 #: What runs a Detoxify model (`auto`: the fastest accurate one installed, measured once).
 RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
 UNSCORED_LANGUAGE_ACTIONS = ("hold", "approve")
+#: What happens to a comment by an author a moderator banned.
+BANNED_AUTHOR_ACTIONS = ("reject", "hold")
 #: What a 202 (and a decision) waits for: nothing more than Redis's reply (`off`), the write
 #: on Redis's disk (`disk`), and on the disk and at least one replica as well (`replica`).
 DURABILITY_MODES = ("off", "disk", "replica")
@@ -71,6 +73,12 @@ class PolicySettings:
     #: Comments in a language no live toxicity model reads: "hold" them or "approve" them
     #: (spam is still scored in every language).
     unscored_languages: str = "hold"
+    #: Distinct readers' reports that send a published comment back to review (0: never).
+    report_threshold: int = 3
+    #: Hold an author's comments until this many of theirs were approved (0: off).
+    premoderate_new_authors: int = 0
+    #: "reject" (default) or "hold" the comments of an author a moderator banned.
+    banned_authors: str = "reject"
     version: int = 0
 
 
@@ -386,6 +394,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
         "policy.unscored_languages",
         _choice(*UNSCORED_LANGUAGE_ACTIONS),
     ),
+    "MODERATION_REPORT_THRESHOLD": ("policy.report_threshold", _non_negative_int),
+    "MODERATION_PREMODERATE_NEW_AUTHORS": ("policy.premoderate_new_authors", _non_negative_int),
+    "MODERATION_BANNED_AUTHORS": ("policy.banned_authors", _choice(*BANNED_AUTHOR_ACTIONS)),
 }
 
 SECRET_KEY_FILE = "var/secret_key"

@@ -19,6 +19,7 @@ import redis
 from redis.client import Pipeline
 
 from moderation.durability import Durability
+from moderation.hourly_stats import STATS_TTL_SECONDS, decision_tallies, hour_of
 from moderation.keyspace import KEYS
 from moderation.labels import FORGET_LABEL_LUA
 from moderation.records import (
@@ -38,12 +39,16 @@ Enqueue = Callable[[Pipeline, str, str], str]
 # Stores a decision only when the comment is in an allowed state, in one step: the record, the
 # pending and held indexes, the author's counts, the audit trail and a wake-up for waiters.
 # KEYS: comment, pending index, site's held index, comment's audit list, site's event stream,
-# author's counts, retention index, webhook outbox, metric counters. ARGV: allowed statuses
+# author's counts, retention index, webhook outbox, metric counters, the hour's dashboard
+# figures, site's reported index, site's approved index. ARGV: allowed statuses
 # (comma-separated), new status, decision json, pending member, channel, comment id, actor,
 # action, note, time, "1" when there is an author, "1" when approved comments are indexed for
-# retention, the phrases of the text that drove the scores (JSON, "" for none: kept as they are).
+# retention, the phrases of the text that drove the scores (JSON, "" for none: kept as they are),
+# the dashboard fields to count (JSON list), the span scores (JSON, "" for none), the figures'
+# lifetime (seconds), how many approved comments the approved index keeps.
 # A comment submitted with "store": false loses its text as soon as it is decided, and is not
-# offered to moderators (there is nothing left to read).
+# offered to moderators (there is nothing left to read). A moderator's decision settles the
+# readers' reports so far (later reports count from zero).
 # Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone.
 _DECIDE_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -54,6 +59,14 @@ for candidate in string.gmatch(ARGV[1], '[^,]+') do
 end
 if not allowed then return {0, status} end
 local keep_text = redis.call('HGET', KEYS[1], 'keep_text') ~= '0'
+local function queue_state()
+  local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  return redis.call('ZCARD', KEYS[3]), oldest[2] or ''
+end
+-- the held queue changes only when a comment enters or leaves it
+local queue_changes = status == 'held' or (ARGV[2] == 'held' and keep_text)
+local size_before, oldest_before
+if queue_changes then size_before, oldest_before = queue_state() end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'decision', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
 if ARGV[2] == 'held' and keep_text then
@@ -72,19 +85,42 @@ end
 if not keep_text then
   redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
              'erased_at', ARGV[10])
-  redis.call('HDEL', KEYS[1], 'highlights')
+  redis.call('HDEL', KEYS[1], 'highlights', 'spans')
 else
   if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'highlights', ARGV[13]) end
+  if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'spans', ARGV[15]) end
   if ARGV[12] == '1' and ARGV[2] == 'approved' then
     redis.call('ZADD', KEYS[7], ARGV[10], ARGV[4])
   else
     redis.call('ZREM', KEYS[7], ARGV[4])
   end
 end
+if ARGV[2] == 'approved' and keep_text then
+  redis.call('ZADD', KEYS[12], ARGV[10], ARGV[6])
+  redis.call('ZREMRANGEBYRANK', KEYS[12], 0, -1 - tonumber(ARGV[17]))
+else
+  redis.call('ZREM', KEYS[12], ARGV[6])
+end
 redis.call('ZADD', KEYS[8], ARGV[10], ARGV[4])
 local decider = ARGV[7]
-if string.sub(decider, 1, 10) == 'moderator:' then decider = 'moderator' end
+if string.sub(decider, 1, 10) == 'moderator:' then
+  decider = 'moderator'
+  if redis.call('HEXISTS', KEYS[1], 'reports_open') == 1 then
+    redis.call('HSET', KEYS[1], 'reports_open', 0, 'reports_settled_at', ARGV[10])
+  end
+  redis.call('ZREM', KEYS[11], ARGV[6])
+end
 redis.call('HINCRBY', KEYS[9], 'decisions|' .. ARGV[8] .. '|' .. decider, 1)
+for _, field in ipairs(cjson.decode(ARGV[14])) do
+  redis.call('HINCRBY', KEYS[10], field, 1)
+end
+if queue_changes then
+  local size_after, oldest_after = queue_state()
+  redis.call('HSETNX', KEYS[10], 'queue_start', size_before)
+  redis.call('HSETNX', KEYS[10], 'oldest_start', oldest_before)
+  redis.call('HSET', KEYS[10], 'queue', size_after, 'oldest', oldest_after)
+end
+redis.call('EXPIRE', KEYS[10], ARGV[16])
 redis.call('PUBLISH', ARGV[5], ARGV[2])
 return {1, status}
 """
@@ -92,8 +128,8 @@ return {1, status}
 # Erases a comment's text and personal fields, keeping its status, decision and audit trail.
 # Its label goes too (and the label counts and version say so, for the next training).
 # KEYS: comment, pending index, site's held index, audit list, site's event stream, site's
-# labels stream, retention index, site's label stats. ARGV: comment id, pending member, actor,
-# time.
+# labels stream, retention index, site's label stats, site's approved and reported indexes.
+# ARGV: comment id, pending member, actor, time.
 _ERASE_SCRIPT = (
     FORGET_LABEL_LUA
     + """
@@ -103,12 +139,14 @@ local label = redis.call('HGET', KEYS[1], 'example_id')
 if label and forget_label(KEYS[6], KEYS[8], label) then
   redis.call('HINCRBY', KEYS[8], 'version', 1)
 end
-redis.call('HDEL', KEYS[1], 'example_id', 'highlights')
+redis.call('HDEL', KEYS[1], 'example_id', 'highlights', 'spans')
 redis.call('HSET', KEYS[1], 'content', '', 'author', '{}', 'context', '{}', 'honeypot', '',
            'erased_at', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[2])
+redis.call('ZREM', KEYS[9], ARGV[1])
+redis.call('ZREM', KEYS[10], ARGV[1])
 local event = cjson.encode({at = tonumber(ARGV[4]), actor = ARGV[3], action = 'erase',
                             from = status, to = status, note = ''})
 redis.call('RPUSH', KEYS[4], event)
@@ -117,6 +155,12 @@ return 1
 """
 )
 
+
+#: Approved comments a site's approved index keeps (newest first): what moderators search
+#: for a decision to overturn.
+APPROVED_INDEX_SIZE = 10_000
+#: Comment ids an author's index keeps (newest first): their recent comments on a card.
+AUTHOR_INDEX_SIZE = 200
 
 #: The one reason of the hold a comment gets when every scoring attempt failed.
 SCORING_FAILED = "scoring failed"
@@ -149,6 +193,11 @@ class DecideRequest:
     allowed: tuple[Status, ...] = (Status.PENDING,)
     note: str = ""
     highlights: Mapping[str, list[str]] | None = None
+    #: toxicity label -> [begin, end, score] of the text's sentences (see Comment.spans)
+    spans: Mapping[str, list[list[float]]] | None = None
+    #: the decision it replaces, if any: the dashboard counts a moderator overturning the
+    #: service's (see hourly_stats.decision_tallies)
+    previous: Decision | None = None
 
 
 def _decide_outcome(result: list[Any]) -> DecideOutcome:
@@ -255,6 +304,10 @@ class CommentStore:
                     job_id = enqueue(pipe, site, submission.id)
                     pipe.hset(key, "job_id", job_id)
                     pipe.hincrby(KEYS.metric_counters, "accepted", 1)
+                    _count_submitted(pipe, site, now)
+                    author_id = submission.author.get("id", "")
+                    if author_id and not is_check:
+                        _index_by_author(pipe, site, author_id, submission.id, now)
                     pipe.execute()
                 except redis.WatchError:
                     continue  # the same id arrived concurrently: look again
@@ -394,17 +447,22 @@ class CommentStore:
         note: str = "",
         author_id: str | None = None,
         highlights: Mapping[str, list[str]] | None = None,
+        spans: Mapping[str, list[list[float]]] | None = None,
+        previous: Decision | None = None,
     ) -> DecideOutcome:
         """Store `decision` if the comment's status is one of `allowed`, with its audit event.
 
         `author_id` (the comment's author, for their counts) is read from Redis when not given.
         `highlights` (label -> phrases of the text that drove its score) are kept beside the
-        decision, and erased with the text; without them, those already kept stay.
+        decision, and erased with the text; without them, those already kept stay; so are
+        `spans`. `previous`: the decision this one replaces (for the dashboard's figures).
         """
         if author_id is None:
             comment = self.get(site, comment_id)
             author_id = comment.submission.author.get("id", "") if comment else ""
-        request = DecideRequest(site, comment_id, decision, author_id, allowed, note, highlights)
+        request = DecideRequest(
+            site, comment_id, decision, author_id, allowed, note, highlights, spans, previous
+        )
         result = self._decide(*self._decide_arguments(request))
         self.confirm()  # also when it was decided already: confirms that earlier decision
         return _decide_outcome(result)
@@ -433,6 +491,9 @@ class CommentStore:
             KEYS.retention,
             KEYS.outbox,
             KEYS.metric_counters,
+            KEYS.hourly_stats(site, hour_of(decision.decided_at)),
+            KEYS.reported(site),
+            KEYS.approved(site),
         ]
         args = [
             ",".join(status.value for status in request.allowed),
@@ -448,6 +509,10 @@ class CommentStore:
             "1" if request.author_id else "0",
             "1" if self.track_retention else "0",
             json.dumps(dict(request.highlights)) if request.highlights else "",
+            json.dumps(decision_tallies(decision, request.previous)),
+            json.dumps(dict(request.spans)) if request.spans else "",
+            str(STATS_TTL_SECONDS),
+            str(APPROVED_INDEX_SIZE),
         ]
         return keys, args
 
@@ -466,30 +531,17 @@ class CommentStore:
         )
         return [(score, member.decode()) for member, score in rows]
 
+    def approved_page(self, site: str, count: int) -> list[tuple[float, str]]:
+        """(decision time, id) of the site's newest `count` approved comments, newest first."""
+        rows = self.redis.zrevrange(KEYS.approved(site), 0, count - 1, withscores=True)
+        return [(score, member.decode()) for member, score in rows]
+
     def held_count(self, site: str) -> int:
         return int(self.redis.zcard(KEYS.held(site)))
 
     def audit(self, site: str, comment_id: str) -> list[dict[str, Any]]:
         """The comment's audit events, oldest first."""
         return [json.loads(raw) for raw in self.redis.lrange(KEYS.audit(site, comment_id), 0, -1)]
-
-    def approved_counts(self, authors: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """How many comments of each (site, author id) are approved, in one round trip."""
-        unique = list(dict.fromkeys(author for author in authors if author[1]))
-        with self.redis.pipeline(transaction=False) as pipe:
-            for site, author_id in unique:
-                pipe.hget(KEYS.author_counts(site, author_id), "approved")
-            found = pipe.execute()
-        counts = {author: max(0, int(raw or 0)) for author, raw in zip(unique, found, strict=True)}
-        return {author: counts.get(author, 0) for author in authors}
-
-    def author_counts(self, site: str, author_id: str) -> dict[str, int]:
-        """How many of the author's comments on the site are approved, held and rejected."""
-        stored = self.redis.hgetall(KEYS.author_counts(site, author_id)) if author_id else {}
-        counts = {key.decode(): int(value) for key, value in stored.items()}
-        return {
-            status: max(0, counts.get(status, 0)) for status in ("approved", "held", "rejected")
-        }
 
     def latest_event_id(self, site: str) -> str:
         """The id of the site's newest audit event ("0-0" when there is none)."""
@@ -512,6 +564,7 @@ class CommentStore:
             pipe.zrem(KEYS.held(site), comment_id)
             pipe.zrem(KEYS.outbox, member)
             pipe.zrem(KEYS.retention, member)
+            pipe.zrem(KEYS.approved(site), comment_id)
             pipe.execute()
 
     def erase(self, site: str, comment_id: str, actor: str) -> bool:
@@ -527,6 +580,8 @@ class CommentStore:
                 KEYS.labels(site),
                 KEYS.retention,
                 KEYS.label_stats(site),
+                KEYS.approved(site),
+                KEYS.reported(site),
             ],
             args=[comment_id, pending_member(site, comment_id), actor, repr(utc_now())],
         )
@@ -604,6 +659,22 @@ class CommentStore:
         return found
 
 
+def _count_submitted(pipe: Pipeline, site: str, now: float) -> None:
+    """Count an accepted comment in the hour's dashboard figures."""
+    key = KEYS.hourly_stats(site, hour_of(now))
+    pipe.hincrby(key, "submitted", 1)
+    pipe.expire(key, STATS_TTL_SECONDS)
+
+
+def _index_by_author(
+    pipe: Pipeline, site: str, author_id: str, comment_id: str, now: float
+) -> None:
+    """Keep the comment among its author's newest (their recent comments, their held ones)."""
+    key = KEYS.author_comments(site, author_id)
+    pipe.zadd(key, {comment_id: now})
+    pipe.zremrangebyrank(key, 0, -1 - AUTHOR_INDEX_SIZE)
+
+
 def _event(
     at: float, actor: str, action: str, before: Status | None, after: Status, note: str
 ) -> str:
@@ -659,6 +730,8 @@ def _comment_from_hash(site: str, data: dict[bytes, bytes]) -> Comment:
         erased_at=float(fields["erased_at"]) if "erased_at" in fields else None,
         is_check=fields.get("is_check") == "1",
         highlights=json.loads(fields.get("highlights") or "{}"),
+        spans=json.loads(fields.get("spans") or "{}"),
+        open_reports=int(fields.get("reports_open") or 0),
     )
 
 

@@ -8,7 +8,6 @@ Playwright's sync API, and checks what landed through the HTTP API. Waits are on
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,29 +16,16 @@ import pytest
 import redis
 import requests
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Page, expect
 
 from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
+from tests.support.browser import needs_chromium, served
 from tests.support.held import comment_body, store_hold
 from tests.support.processes import running_worker
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EVIL = "<script>window.pwned=1</script><b>bold</b>"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 expect.set_options(timeout=15_000)
 
 
@@ -82,38 +68,14 @@ class Live:
         return response.json()["events"]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def live(app: Flask, make_site, redis_client) -> Iterator[Live]:
     """The app served for real over HTTP, with a `news` site and its moderator ann."""
     app.config["MODERATE_POLL_SECONDS"] = 0.5
     api_key = make_site("news").api_key
     ann = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"])
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Live(f"http://127.0.0.1:{server.server_port}", api_key, ann, redis_client)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        app.extensions["moderation"].redis.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with served(app) as url:
+        yield Live(url, api_key, ann, redis_client)
 
 
 def log_in(page: Page, live: Live) -> None:

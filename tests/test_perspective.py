@@ -27,8 +27,8 @@ from moderation.keyspace import KEYS
 from moderation.protocols.perspective import (
     model_support,
     scored_languages,
-    sentence_spans,
 )
+from moderation.sentences import sentence_spans
 from moderation.settings import Settings
 from moderation.sites import SiteCredentials
 from tests.support.load import served_api

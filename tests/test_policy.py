@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from moderation.policy import ReasonKind, Signals, decide, reason_kind
-from moderation.records import Action
+from moderation.policy import (
+    BANNED_AUTHOR_REASON,
+    ReasonKind,
+    Signals,
+    decide,
+    reason_kind,
+    reported_reason,
+)
+from moderation.records import Action, Standing
 from moderation.settings import PolicySettings
 
 CLEAN = {"toxicity": 0.02, "insult": 0.01, "spam": 0.05}
@@ -163,3 +170,51 @@ def test_every_reason_the_policy_gives_is_read_back_as_its_kind():
     explained = 'spam 1.00 >= 0.70: "channel and subscribe", 1 link'
     assert reason_kind(explained) is ReasonKind.SPAM
     assert reason_kind("something a moderator wrote") is None
+
+
+# --- authors and readers -----------------------------------------------------------------------
+
+
+def test_a_banned_authors_comment_is_rejected_or_held_as_the_policy_says():
+    banned = Signals(author_standing=Standing.BANNED)
+    verdict = decide(CLEAN, banned, PolicySettings())
+    assert (verdict.action, verdict.reasons) == (Action.REJECT, [BANNED_AUTHOR_REASON])
+    held = decide(CLEAN, banned, PolicySettings(banned_authors="hold"))
+    assert (held.action, held.reasons) == (Action.HOLD, [BANNED_AUTHOR_REASON])
+    assert reason_kind(BANNED_AUTHOR_REASON) is ReasonKind.AUTHOR
+
+
+def test_a_premoderated_author_is_held_and_a_trusted_one_skips_the_spam_checks():
+    premoderated = decide(CLEAN, Signals(author_standing=Standing.PREMODERATED), PolicySettings())
+    assert (premoderated.action, premoderated.reasons) == (
+        Action.HOLD,
+        ["author premoderated by a moderator"],
+    )
+    spammy = {**CLEAN, "spam": 0.99}
+    trusted = Signals(link_count=9, author_standing=Standing.TRUSTED)
+    assert decide(spammy, trusted, PolicySettings()).action is Action.APPROVE
+    toxic = {**CLEAN, "toxicity": 0.95}
+    assert decide(toxic, trusted, PolicySettings()).action is Action.HOLD
+
+
+def test_new_authors_are_held_until_enough_were_approved():
+    policy = PolicySettings(premoderate_new_authors=2)
+    first = decide(CLEAN, Signals(author_approved=0), policy)
+    assert first.reasons == ["new author: 0 of 2 comments approved"]
+    assert reason_kind(first.reasons[0]) is ReasonKind.AUTHOR
+    assert decide(CLEAN, Signals(author_approved=1), policy).action is Action.HOLD
+    assert decide(CLEAN, Signals(author_approved=2), policy).action is Action.APPROVE
+    # A trusted author is not new, whatever their count.
+    trusted = Signals(author_approved=0, author_standing=Standing.TRUSTED)
+    assert decide(CLEAN, trusted, policy).action is Action.APPROVE
+
+
+def test_open_reports_at_the_threshold_hold_and_a_zero_threshold_never_does():
+    verdict = decide(CLEAN, Signals(open_reports=3), PolicySettings())
+    assert verdict.reasons == ["reported by 3 readers"]
+    assert reason_kind(verdict.reasons[0]) is ReasonKind.REPORTED
+    assert decide(CLEAN, Signals(open_reports=2), PolicySettings()).action is Action.APPROVE
+    never = PolicySettings(report_threshold=0)
+    assert decide(CLEAN, Signals(open_reports=50), never).action is Action.APPROVE
+    assert reported_reason(1, ["off_topic"]) == "reported by 1 reader: off topic"
+    assert reason_kind(reported_reason(4, ["abuse", "spam"])) is ReasonKind.REPORTED

@@ -105,6 +105,8 @@ class Call:
 TARGET_URL = f"/v1/comments/{TARGET_ID}"
 REVIEW_URL = f"/v1/review/news/{TARGET_ID}"
 OTHER_CONTENT = {"id": TARGET_ID, "content": "someone else's text under the same id"}
+AUTHOR_URL = f"/v1/review/news/authors/{TARGET['author']['id']}"
+PAGE_AUTHOR_URL = f"/moderate/authors/news/{TARGET['author']['id']}"
 
 PROTECTED: dict[tuple[str, str], Call] = {
     # host sites (API key)
@@ -121,6 +123,9 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ),
     ("/v1/comments/<path:comment_id>/redeliver", "POST"): Call(
         SITE, "POST", TARGET_URL + "/redeliver"
+    ),
+    ("/v1/comments/<path:comment_id>/reports", "POST"): Call(
+        SITE, "POST", TARGET_URL + "/reports", {"reporter": "r-1", "reason": "abuse"}
     ),
     ("/v1/policy", "GET"): Call(SITE, "GET", "/v1/policy", foreign=OK, reveals=NEWS_BANNED_WORD),
     ("/v1/policy", "PUT"): Call(SITE, "PUT", "/v1/policy", {"banned_words": ["x"]}, foreign=OK),
@@ -218,6 +223,19 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ("/v1/review/<site>/<path:comment_id>/audit", "GET"): Call(
         MODERATOR, "GET", REVIEW_URL + "/audit", foreign=403
     ),
+    ("/v1/review/reported", "GET"): Call(
+        MODERATOR, "GET", "/v1/review/reported?site=news", foreign=403
+    ),
+    ("/v1/review/approved", "GET"): Call(
+        MODERATOR, "GET", "/v1/review/approved?site=news", foreign=403
+    ),
+    ("/v1/review/stats", "GET"): Call(MODERATOR, "GET", "/v1/review/stats?site=news", foreign=403),
+    ("/v1/review/<site>/authors/<path:author_id>", "GET"): Call(
+        MODERATOR, "GET", AUTHOR_URL, foreign=403, reveals=TARGET["content"]
+    ),
+    ("/v1/review/<site>/authors/<path:author_id>", "POST"): Call(
+        MODERATOR, "POST", AUTHOR_URL, {"action": "premoderate"}, foreign=403
+    ),
     # the /moderate page (session cookie; CSRF token on POSTs)
     ("/moderate", "GET"): Call(
         PAGE, "GET", "/moderate?site=news", foreign=OK, reveals=TARGET["content"]
@@ -230,6 +248,13 @@ PROTECTED: dict[tuple[str, str], Call] = {
     ),
     ("/moderate/audit/<site>/<path:comment_id>", "GET"): Call(
         SESSION, "GET", f"/moderate/audit/news/{TARGET_ID}", foreign=403
+    ),
+    ("/moderate/authors/<site>/<path:author_id>", "POST"): Call(
+        SESSION, "POST", PAGE_AUTHOR_URL, {"action": "premoderate"}, foreign=403
+    ),
+    ("/moderate/dashboard", "GET"): Call(PAGE, "GET", "/moderate/dashboard?site=news", foreign=OK),
+    ("/moderate/dashboard.json", "GET"): Call(
+        SESSION, "GET", "/moderate/dashboard.json?site=news", foreign=403
     ),
 }
 
@@ -292,6 +317,9 @@ class World:
             "policy": r.get(KEYS.policy("news")),
             "coral secrets": r.get(KEYS.coral_secrets("news")),
             "labels": r.xrange(KEYS.labels("news")),
+            "reports": r.hgetall(KEYS.reports("news", TARGET_ID)),
+            "author": r.hgetall(KEYS.author_counts("news", TARGET["author"]["id"])),
+            "author log": r.lrange(KEYS.author_log("news", TARGET["author"]["id"]), 0, -1),
             "label stats": r.hgetall(KEYS.label_stats("news")),
         }
 
@@ -652,6 +680,7 @@ PAGE_POSTS: dict[str, tuple[str, dict[str, Any]]] = {
         f"/moderate/decide/news/{TARGET_ID}",
         {"json": {"action": "reject"}},
     ),
+    "/moderate/authors/<site>/<path:author_id>": (PAGE_AUTHOR_URL, {"json": {"action": "ban"}}),
 }
 
 
@@ -671,7 +700,7 @@ def test_every_moderate_post_needs_the_sessions_csrf_token(
         for headers in ({}, {"X-CSRFToken": "forged"}, {"X-CSRFToken": world.csrf["bob"]}):
             response = ann.post(path, headers=headers, **kwargs)
             assert response.status_code == 400, (path, headers, response.status_code)
-            if "decide" in path:
+            if "json" in kwargs:  # the script's endpoints answer in JSON
                 assert response.get_json()["error"]["code"] == "csrf_failed"
             else:
                 assert "Form expired" in response.get_data(as_text=True)
@@ -803,6 +832,7 @@ def test_the_openapi_document_states_the_auth_each_endpoint_enforces(app: Flask)
     for path, operations in doc["paths"].items():
         rule = re.sub(r"\{(\w+)\}", lambda m: f"<{m[1]}>", path)
         rule = rule.replace("<comment_id>", "<path:comment_id>")
+        rule = rule.replace("<author_id>", "<path:author_id>")
         for method, operation in operations.items():
             if method == "parameters":
                 continue

@@ -13,6 +13,7 @@ import redis
 from rq.job import Job
 
 from moderation import policy
+from moderation.authors import AuthorRecord
 from moderation.policy import Signals
 from moderation.records import Action, Comment, Decision, Status, utc_now
 from moderation.settings import PolicySettings
@@ -21,6 +22,7 @@ from workers.languages import LanguageRoute, Placement
 from workers.runtime import Prepared, WorkerRuntime, current_runtime, runtime_started
 from workers.scoring.pipeline import Scored, Scorers, explained_reasons, score_comments
 from workers.scoring.spam_signals import text_fingerprint
+from workers.scoring.spans import Spans, toxicity_spans
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +33,22 @@ def policy_signals(
     rules: PolicySettings,
     scored: Signals,
     route: LanguageRoute,
-    approved: int | None = None,
+    author: AuthorRecord | None = None,
 ) -> Signals:
     """The signals scoring found, plus what the site's policy looks at besides scores: its word
-    lists, the author's record (`approved` comments, read now unless given) and whether a
-    model read the comment's language."""
+    lists, the author's record (approved comments and standing, read now unless given), the
+    readers' open reports and whether a model read the comment's language."""
     content = comment.submission.content
-    author_id = comment.submission.author.get("id", "")
-    if approved is None:
-        approved = (
-            runtime.store.author_counts(comment.site, author_id)["approved"] if author_id else 0
-        )
+    if author is None:
+        key = (comment.site, comment.submission.author.get("id", ""))
+        author = runtime.authors.records([key])[key]
     return replace(
         scored,
         banned_words=tuple(runtime.word_list(rules.banned_words).find(content)),
         suspect_words=tuple(runtime.word_list(rules.suspect_words).find(content)),
-        author_approved=approved,
+        author_approved=author.approved,
+        author_standing=author.standing,
+        open_reports=comment.open_reports,
         language=route.language,
         language_unread=route.placement is Placement.UNREAD,
     )
@@ -91,10 +93,10 @@ def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
     authors = [(c.site, c.submission.author.get("id", "")) for c in comments]
     scored = score_batch(runtime, comments)
     rules, records = runtime.policies.get_many(sites), runtime.sites.get_many(sites)
-    approved = runtime.store.approved_counts(authors)
+    author_records = runtime.authors.records(authors)
     for each, result, author in zip(kept, scored, authors, strict=True):
         each.scored, each.rules, each.site = result, rules[author[0]], records[author[0]]
-        each.author_approved = approved[author]
+        each.author = author_records[author]
     return len(scored)
 
 
@@ -107,6 +109,7 @@ def decide_scored(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
     if not ready:
         return 0
     decided = [auto_decision(runtime, each) for each in ready]
+    spans = held_spans(runtime, [each.comment for each in ready], [d for d, _ in decided])
     requests = [
         DecideRequest(
             each.comment.site,
@@ -114,8 +117,9 @@ def decide_scored(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
             decision,
             each.comment.submission.author.get("id", ""),
             highlights=highlights,
+            spans=comment_spans,
         )
-        for each, (decision, highlights) in zip(ready, decided, strict=True)
+        for each, (decision, highlights), comment_spans in zip(ready, decided, spans, strict=True)
     ]
     outcomes = runtime.store.decide_many(requests)
     stored = [each for each, outcome in zip(ready, outcomes, strict=True) if outcome.stored]
@@ -129,6 +133,29 @@ def decide_scored(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
             else {"outcome": "already_decided"}
         )
     return len(stored)
+
+
+def toxicity_labels_held_for(decision: Decision) -> list[str]:
+    """The toxicity labels a hold or rejection names (`insult 0.91 >= 0.80`: insult)."""
+    if decision.action is Action.APPROVE:
+        return []
+    return [
+        reason.split(" ", 1)[0]
+        for reason in decision.reasons
+        if policy.reason_kind(reason) is policy.ReasonKind.TOXICITY
+    ]
+
+
+def held_spans(
+    runtime: WorkerRuntime, comments: list[Comment], decisions: list[Decision]
+) -> list[Spans]:
+    """The sentence scores of the comments held for toxicity (one model pass for them all),
+    for moderators to see which sentences did it; {} for the rest."""
+    labels = [toxicity_labels_held_for(decision) for decision in decisions]
+    if not any(labels):
+        return [{} for _ in comments]
+    texts = [comment.submission.content for comment in comments]
+    return toxicity_spans(runtime.toxicity, texts, labels)
 
 
 def language_counter(route: LanguageRoute) -> str:
@@ -145,9 +172,7 @@ def auto_decision(
     comment, route = prepared.comment, prepared.route
     rules = prepared.rules or runtime.policies.get(comment.site)
     scored = prepared.scored or score_batch(runtime, [comment])[0]
-    signals = policy_signals(
-        runtime, comment, rules, scored.signals, route, prepared.author_approved
-    )
+    signals = policy_signals(runtime, comment, rules, scored.signals, route, prepared.author)
     verdict = policy.decide(scored.scores, signals, rules)
     reasons, highlights = explained_reasons(verdict.reasons, scored.explain)
     decision = Decision(
@@ -196,9 +221,10 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     if route.placement is Placement.HAND_OVER:
         return hand_over(runtime, comment, route.language)
     decision, highlights = auto_decision(runtime, prepared)
+    [spans] = held_spans(runtime, [comment], [decision])
     author_id = comment.submission.author.get("id", "")
     outcome = runtime.store.decide(
-        site, comment_id, decision, author_id=author_id, highlights=highlights
+        site, comment_id, decision, author_id=author_id, highlights=highlights, spans=spans
     )
     if not outcome.stored:
         return {"outcome": "already_decided"}

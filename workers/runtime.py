@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from moderation import settings as settings_module
+from moderation.authors import AuthorRecord, AuthorStore
 from moderation.connections import connect
 from moderation.deliveries import Outbox
 from moderation.durability import Durability
@@ -54,7 +55,7 @@ class Prepared:
     scored: Scored | None = None
     rules: PolicySettings | None = None
     site: Site | None = None
-    author_approved: int | None = None
+    author: AuthorRecord | None = None
     #: Set once its pass stored its decision: what its job reports.
     decision: Decision | None = None
     outcome: dict[str, str] | None = None
@@ -76,6 +77,7 @@ class WorkerRuntime:
     site_models: SiteModelCache
     learning: LearningEnqueuer
     languages: LanguageRouter
+    authors: AuthorStore
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
     #: Each batched comment as read, routed and (once its pass is scored) scored, with what
     #: its decision reads: taken by its job.
@@ -172,6 +174,7 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
             reads=toxicity.languages,
             live=LiveLanguages(connection),
         ),
+        authors=AuthorStore(connection, store.durability),
     )
     return _runtime
 

@@ -12,7 +12,7 @@ from flask.views import MethodView
 from moderation.api import Blueprint
 from moderation.auth import authenticate_site, current_site
 from moderation.errors import ApiError, flatten_fields, unicode_safe
-from moderation.records import Comment, Status, Submission
+from moderation.records import Comment, ReportReason, Status, Submission
 from moderation.schemas import (
     BatchResponseSchema,
     BatchSchema,
@@ -20,6 +20,8 @@ from moderation.schemas import (
     CommentSubmissionSchema,
     DeliveriesSchema,
     RedeliverSchema,
+    ReportOutcomeSchema,
+    ReportSubmissionSchema,
     WaitQuerySchema,
 )
 from moderation.services import services
@@ -34,7 +36,7 @@ blp = Blueprint(
 blp.before_request(authenticate_site)
 
 #: Endpoints that read a JSON body (redeliver, a POST, takes none).
-JSON_BODY_ENDPOINTS = ("comments.Comments", "comments.batch")
+JSON_BODY_ENDPOINTS = ("comments.Comments", "comments.batch", "comments.reports")
 
 
 @blp.before_request
@@ -193,3 +195,20 @@ def redeliver(comment_id: str) -> Any:
     if not services().outbox.redeliver(comment.site, comment.id):
         raise ApiError(409, "Neither this comment nor its site has a callback URL.")
     return {"queued": True}, 202
+
+
+@blp.route("/<path:comment_id>/reports", methods=["POST"])
+@blp.arguments(ReportSubmissionSchema)
+@blp.response(201, ReportOutcomeSchema, description="Counted.")
+@blp.alt_response(200, schema=ReportOutcomeSchema, description="This reader had reported it.")
+@blp.alt_response(404, description="No such comment on this site.")
+def reports(body: dict[str, Any], comment_id: str) -> Any:
+    """A reader reports a comment; one report per reader counts. At the policy's
+    `report_threshold` distinct readers, a published comment goes back to review, held, and
+    the site gets the webhook."""
+    outcome = services().reader_reports.report(
+        current_site(), comment_id, body["reporter"], ReportReason(body["reason"]), body["note"]
+    )
+    if outcome is None:
+        raise ApiError(404, f"No comment {comment_id!r} on this site.")
+    return outcome, 201 if outcome["counted"] else 200

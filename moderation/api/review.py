@@ -11,16 +11,22 @@ from moderation.api import Blueprint
 from moderation.auth import authenticate_moderator, current_moderator
 from moderation.errors import ApiError
 from moderation.labels import LabelKind
-from moderation.records import Action
+from moderation.records import Action, AuthorAction
 from moderation.schemas import (
+    ApprovedQuerySchema,
     AuditSchema,
+    AuthorActionSchema,
+    AuthorProfileSchema,
     BulkReviewResponseSchema,
     BulkReviewSchema,
     CommentRecordSchema,
+    ReportedQuerySchema,
     ReviewDecisionSchema,
     ReviewItemSchema,
+    ReviewListSchema,
     ReviewQueueQuerySchema,
     ReviewQueueSchema,
+    StatsQuerySchema,
 )
 from moderation.services import services
 
@@ -48,6 +54,70 @@ def queue(query: dict[str, Any]) -> dict[str, Any]:
     """Held comments of your sites, oldest first, with a cursor for the next page."""
     page = services().review.queue(current_moderator(), **query)
     return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/reported")
+@blp.doc(security=MODERATOR_AUTH)
+@blp.arguments(ReportedQuerySchema, location="query")
+@blp.response(200, ReviewListSchema)
+def reported(query: dict[str, Any]) -> dict[str, Any]:
+    """Comments readers reported that no moderator has decided since, the most recently
+    reported first (published ones, and those the reports sent back to review)."""
+    return {"items": services().review.reported(current_moderator(), **query)}
+
+
+@blp.route("/approved")
+@blp.doc(security=MODERATOR_AUTH)
+@blp.arguments(ApprovedQuerySchema, location="query")
+@blp.response(200, ReviewListSchema)
+def approved(query: dict[str, Any]) -> dict[str, Any]:
+    """Recently approved comments, newest first, optionally only the service's own approvals
+    and those matching `q`: to find one to overturn (`"overturn": true`)."""
+    review = services().review
+    return {
+        "items": review.approved(
+            current_moderator(),
+            site=query.get("site"),
+            query=query["q"],
+            limit=query["limit"],
+            automatic_only=query["automatic"],
+        )
+    }
+
+
+@blp.route("/stats")
+@blp.doc(security=MODERATOR_AUTH)
+@blp.arguments(StatsQuerySchema, location="query")
+@blp.response(200)
+def stats(query: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's figures for your sites (or one), per UTC hour over the window."""
+    sites = services().review.visible_sites(current_moderator(), query.get("site"))
+    return services().stats.read(sites, query["hours"])
+
+
+@blp.route("/<site>/authors/<path:author_id>")
+class ReviewAuthor(MethodView):
+    @blp.doc(security=MODERATOR_AUTH)
+    @blp.response(200, AuthorProfileSchema)
+    def get(self, site: str, author_id: str) -> dict[str, Any]:
+        """The author's standing, counts, every action on them and their recent comments."""
+        return services().review.author(current_moderator(), site, author_id)
+
+    @blp.doc(security=MODERATOR_AUTH)
+    @blp.arguments(AuthorActionSchema)
+    @blp.response(200, AuthorProfileSchema)
+    def post(self, body: dict[str, Any], site: str, author_id: str) -> dict[str, Any]:
+        """Ban (their later comments are rejected, or held per the policy's `banned_authors`;
+        with `reject_held`, their held ones too), premoderate (held), trust (no spam checks) or
+        clear an author. Audited in the author's history."""
+        return services().review.act_on_author(
+            current_moderator(),
+            site,
+            author_id,
+            AuthorAction(body["action"]),
+            body["note"],
+            reject_held=body["reject_held"],
+        )
 
 
 @blp.route("/bulk", methods=["POST"])

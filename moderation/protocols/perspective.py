@@ -8,7 +8,6 @@ calls these functions.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -379,22 +378,6 @@ def scorable(
 
 
 # --- spans and the response ------------------------------------------------------------------
-
-_SENTENCE = re.compile(r"[^.!?…\n]*(?:[.!?…]+|\n|$)")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(begin, end) character offsets of each sentence, without surrounding whitespace."""
-    spans = []
-    for match in _SENTENCE.finditer(text):
-        begin, end = match.start(), match.end()
-        while begin < end and text[begin].isspace():
-            begin += 1
-        while end > begin and text[end - 1].isspace():
-            end -= 1
-        if end > begin:
-            spans.append((begin, end))
-    return spans
 
 
 def _score(value: float) -> dict[str, Any]:

@@ -26,10 +26,10 @@ from moderation.protocols.perspective import (
     rewritten_error,
     scorable,
     scored_languages,
-    sentence_spans,
     suggested_label,
 )
 from moderation.records import UNDETERMINED_LANGUAGE, Comment, Submission
+from moderation.sentences import sentence_spans
 from moderation.services import services
 from moderation.store import WorkerModels
 

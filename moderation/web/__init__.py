@@ -11,6 +11,7 @@ from datetime import timedelta
 from flask import Flask
 
 from moderation.settings import Settings
+from moderation.web import dashboard  # noqa: F401  (registers /moderate/dashboard on blp)
 from moderation.web.views import blp
 
 SESSION_LIFETIME = timedelta(hours=12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -22,11 +23,13 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
 from moderation.errors import ApiError, error_response, flatten_fields, storage_refusal
+from moderation.labels import LabelKind
 from moderation.moderators import Moderator
-from moderation.records import Action
+from moderation.records import Action, AuthorAction
 from moderation.review import QueuePage, encode_cursor
-from moderation.schemas import ReviewDecisionSchema
+from moderation.schemas import AuthorActionSchema, ReviewDecisionSchema
 from moderation.services import services
+from moderation.settings import PolicySettings
 from moderation.web import cards
 from moderation.web.login import (
     LoginForm,
@@ -54,7 +57,15 @@ blp.after_app_request(add_security_headers)
 #: How many cards the page shows at most; the queue refills it as decisions empty it.
 PAGE_SIZE = 50
 POLL_SECONDS = 5
-JSON_ENDPOINTS = frozenset({"moderate.queue_json", "moderate.decide", "moderate.audit"})
+JSON_ENDPOINTS = frozenset(
+    {
+        "moderate.queue_json",
+        "moderate.decide",
+        "moderate.audit",
+        "moderate.dashboard_json",
+        "moderate.author_action",
+    }
+)
 
 
 # --- errors: HTML for pages, the contract's JSON for the script's endpoints -------------------
@@ -119,7 +130,76 @@ def logout() -> Response:
     return redirect(url_for(".login"))
 
 
-# --- the queue -------------------------------------------------------------------------------
+# --- the page's views: held, reported, approved ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """One list of comments the page shows, and what its cards' buttons do."""
+
+    name: str
+    title: str  # the tab's text
+    heading: str  # the list's accessible name
+    approve: str  # the approve button's text ("": no approve button)
+    overturn: bool  # decisions may change a decided comment
+    empty_title: str
+    empty_text: str
+
+
+VIEWS = {
+    view.name: view
+    for view in (
+        View(
+            "held",
+            "Held",
+            "Held comments, oldest first",
+            "Approve",
+            False,
+            "All clear",
+            "No held comments right now. New ones appear here as they arrive.",
+        ),
+        View(
+            "reported",
+            "Reported",
+            "Reported comments, most recently reported first",
+            "Keep published",
+            True,
+            "No open reports",
+            "Comments readers report show here until a moderator decides them.",
+        ),
+        View(
+            "approved",
+            "Approved",
+            "Recently approved comments, newest first",
+            "",
+            True,
+            "Nothing found",
+            "No recent approval matches. Try another word, or all approvals.",
+        ),
+    )
+}
+DEFAULT_VIEW = "held"
+#: The longest search the Approved view takes (the rest is ignored).
+QUERY_CHARS = 200
+TRUE_WORDS = ("1", "on", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Search:
+    """The Approved view's search: a word to find, and only the service's own approvals."""
+
+    query: str = ""
+    automatic: bool = False
+
+
+def requested_view() -> View:
+    """The view the request asks for (`?view=`); anything else is the held queue."""
+    return VIEWS.get(request.args.get("view", ""), VIEWS[DEFAULT_VIEW])
+
+
+def requested_search() -> Search:
+    query = (request.args.get("q") or "").strip()[:QUERY_CHARS]
+    return Search(query, (request.args.get("automatic") or "").lower() in TRUE_WORDS)
 
 
 def filters(moderator: Moderator) -> tuple[list[str], str | None, str | None]:
@@ -137,20 +217,47 @@ def filters(moderator: Moderator) -> tuple[list[str], str | None, str | None]:
     )
 
 
-def hold_thresholds(site: str) -> Mapping[str, float]:
-    """The site's hold thresholds (its own policy, else the service's), read once a request."""
-    known: dict[str, Mapping[str, float]] = g.setdefault("hold_thresholds", {})
+# --- cards -------------------------------------------------------------------------------------
+
+
+def site_policy(site: str) -> PolicySettings:
+    """The site's policy (its own, else the service's), read once a request."""
+    known: dict[str, PolicySettings] = g.setdefault("site_policies", {})
     if site not in known:
-        svc = services()
-        known[site] = svc.policies.get(site).hold
+        known[site] = services().policies.get(site)
     return known[site]
 
 
+def hold_thresholds(site: str) -> Mapping[str, float]:
+    """The site's hold thresholds (its own policy, else the service's)."""
+    return site_policy(site).hold
+
+
+def policy_words(site: str) -> cards.PolicyWords:
+    """The site policy's banned and suspect words, which the cards mark in the text."""
+    policy = site_policy(site)
+    return cards.PolicyWords(tuple(policy.banned_words), tuple(policy.suspect_words))
+
+
+def card_urls(site: str, comment_id: str, author_id: str) -> dict[str, str]:
+    """What a card's buttons call; no author id, no author actions."""
+    ids = {"site": site, "comment_id": comment_id}
+    author = url_for(".author_action", site=site, author_id=author_id) if author_id else ""
+    return {
+        "decide": url_for(".decide", **ids),
+        "audit": url_for(".audit", **ids),
+        "author": author,
+    }
+
+
 def present(item: dict[str, Any]) -> dict[str, Any]:
-    """A queue item as a card, with the URLs its buttons call."""
-    card = cards.card(item, hold_thresholds(item["site"]))
-    ids = {"site": item["site"], "comment_id": item["id"]}
-    return card | {"urls": {"decide": url_for(".decide", **ids), "audit": url_for(".audit", **ids)}}
+    """A review item as a card, with the URLs its buttons call."""
+    site = item["site"]
+    card = cards.card(item, hold_thresholds(site), policy_words(site))
+    return card | {"urls": card_urls(site, item["id"], card["author"]["id"])}
+
+
+# --- reading the views -------------------------------------------------------------------------
 
 
 def tail_of(page: QueuePage, after: str | None) -> str | None:
@@ -168,6 +275,12 @@ def held_count(sites: list[str]) -> int:
     return sum(services().comments.held_count(site) for site in sites)
 
 
+def reported_count(sites: list[str]) -> int:
+    """Comments with readers' reports no moderator has settled."""
+    reports = services().reader_reports.reports
+    return sum(reports.reported_count(site) for site in sites)
+
+
 def read_queue(
     moderator: Moderator, site: str | None, label: str | None, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -177,47 +290,79 @@ def read_queue(
     return [present(item) for item in page.items], tail_of(page, after)
 
 
+def read_view(
+    view: View, moderator: Moderator, site: str | None, label: str | None, search: Search
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The view's first cards, and (held only) where to poll for newer ones from."""
+    review = services().review
+    if view.name == "held":
+        return read_queue(moderator, site, label, None, PAGE_SIZE)
+    if view.name == "reported":
+        items = review.reported(moderator, site=site, limit=PAGE_SIZE)
+    else:
+        items = review.approved(
+            moderator,
+            site=site,
+            query=search.query,
+            limit=PAGE_SIZE,
+            automatic_only=search.automatic,
+        )
+    return [present(item) for item in items], None
+
+
 @blp.route("", strict_slashes=False)
 @page_login_required
 def queue() -> str:
     moderator = current_moderator()
     sites, site, label = filters(moderator)
-    items, tail = read_queue(moderator, site, label, None, PAGE_SIZE)
+    view, search = requested_view(), requested_search()
+    shown = [site] if site else sites
+    items, tail = read_view(view, moderator, site, label, search)
     return render_template(
         "moderate/queue.html",
         moderator=moderator,
+        view=view,
+        views=list(VIEWS.values()),
+        search=search,
         cards=items,
         blank=cards.blank_card(),
+        mark_kinds=cards.MARK_KINDS,
         sites=sites,
         site=site,
         labels=sorted(services().settings.policy.hold),
         label=label,
         label_name=cards.label_name,
-        count=held_count([site] if site else sites),
+        counts={"held": held_count(shown), "reported": reported_count(shown)},
         tail=tail or "",
         page_size=PAGE_SIZE,
         poll_seconds=current_app.config.get("MODERATE_POLL_SECONDS", POLL_SECONDS),
+        dashboard_url=url_for("moderate.dashboard"),
     )
 
 
 @blp.route("/queue.json")
 @json_login_required
 def queue_json() -> dict[str, Any]:
-    """Held comments after `after` (the last cursor this page saw), and the queue's size."""
+    """Held comments after `after` (the last cursor this page saw), the queue's size and how
+    many comments have open reports."""
     moderator = current_moderator()
     sites, site, label = filters(moderator)
     limit = min(max(request.args.get("limit", PAGE_SIZE, type=int) or 0, 0), PAGE_SIZE)
     items, tail = read_queue(moderator, site, label, request.args.get("after") or None, limit)
-    return {"items": items, "tail": tail, "count": held_count([site] if site else sites)}
+    shown = [site] if site else sites
+    return {
+        "items": items,
+        "tail": tail,
+        "count": held_count(shown),
+        "reported": reported_count(shown),
+    }
 
 
-# --- deciding --------------------------------------------------------------------------------
+# --- deciding, and acting on authors -----------------------------------------------------------
 
 
-@blp.route("/decide/<site>/<path:comment_id>", methods=["POST"])
-@json_login_required
-def decide(site: str, comment_id: str) -> dict[str, Any]:
-    """Approve or reject: `{"action": "approve" | "reject", "note": "..."}`; 409 if decided."""
+def json_body(schema: Any, invalid: str) -> dict[str, Any]:
+    """The request's JSON body, loaded by a marshmallow schema (415, 400, 422 otherwise)."""
     if not request.is_json:
         raise ApiError(415, "Send the body as JSON with 'Content-Type: application/json'.")
     try:
@@ -225,14 +370,59 @@ def decide(site: str, comment_id: str) -> dict[str, Any]:
     except (BadRequest, RecursionError):  # not JSON, or nested too deeply to read
         raise ApiError(400, "The request body is not valid JSON.", code="malformed_json") from None
     try:
-        body = ReviewDecisionSchema().load(data or {})
+        return schema.load(data or {})
     except ValidationError as error:
-        raise ApiError(422, "Invalid decision.", fields=flatten_fields(error.messages)) from None
+        raise ApiError(422, invalid, fields=flatten_fields(error.messages)) from None
+
+
+@blp.route("/decide/<site>/<path:comment_id>", methods=["POST"])
+@json_login_required
+def decide(site: str, comment_id: str) -> dict[str, Any]:
+    """Approve or reject: `{"action": "approve" | "reject", "note": "...", "overturn": false,
+    "label": "spam" | "toxic" | "other"}`; 409 if decided (without `overturn`)."""
+    body = json_body(ReviewDecisionSchema(), "Invalid decision.")
     moderator = current_moderator()
     action = Action(body["action"])
-    record = services().review.decide(moderator, site, comment_id, action, body["note"])
+    label = LabelKind(body["label"]) if body.get("label") else None
+    record = services().review.decide(
+        moderator, site, comment_id, action, body["note"], overturn=body["overturn"], label=label
+    )
     log.info("moderator %s: %s %s/%s via /moderate", moderator.name, action, site, comment_id)
     return {"record": record}
+
+
+def author_answer(site: str, author_id: str, profile: Mapping[str, Any]) -> dict[str, Any]:
+    """What the page needs after an action on an author: their badge and counts for every
+    card of theirs, and the cards of the comments the action rejected."""
+    standing = {
+        "standing": profile.get("standing"),
+        "note": profile.get("standing_note", ""),
+        "by": profile.get("standing_by", ""),
+        "at": profile.get("standing_at"),
+    }
+    counts = profile.get("counts") or {}
+    return {
+        "author": {
+            "key": f"{site}/{author_id}",
+            "standing": cards.standing_badge(standing),
+            "history": {status: int(counts.get(status, 0)) for status in cards.HISTORY_STATUSES},
+        },
+        "rejected": [f"{site}/{comment_id}" for comment_id in profile.get("rejected", [])],
+    }
+
+
+@blp.route("/authors/<site>/<path:author_id>", methods=["POST"])
+@json_login_required
+def author_action(site: str, author_id: str) -> dict[str, Any]:
+    """Ban, premoderate, trust or clear an author: `{"action", "note", "reject_held"}`."""
+    body = json_body(AuthorActionSchema(), "Invalid action on an author.")
+    moderator = current_moderator()
+    action = AuthorAction(body["action"])
+    profile = services().review.act_on_author(
+        moderator, site, author_id, action, body["note"], reject_held=body["reject_held"]
+    )
+    log.info("moderator %s: %s author %s/%s via /moderate", moderator.name, action, site, author_id)
+    return author_answer(site, author_id, profile)
 
 
 @blp.route("/audit/<site>/<path:comment_id>")
