@@ -189,6 +189,7 @@ class ReviewService:
             comments, authors, parent_keys, recent_ids, reports, strict=True
         ):
             recent = [found.get((comment.site, i)) for i in ids if i != comment.id]
+            recent = [c for c in recent if c and c.erased_at is None]
             parent_comment = found.get(parent) if parent[1] else None
             items.append(
                 {
@@ -201,7 +202,7 @@ class ReviewService:
                     "spans": comment.spans,
                     "author_history": profiles[author].counts,
                     "author_standing": standing_json(profiles[author]),
-                    "author_recent": [glance(c) for c in recent if c][:RECENT_BY_AUTHOR],
+                    "author_recent": [glance(c) for c in recent][:RECENT_BY_AUTHOR],
                     "parent": glance(parent_comment) if parent_comment else None,
                     "reports": reports_json(open_reports),
                 }

@@ -128,8 +128,9 @@ return {1, status}
 # Erases a comment's text and personal fields, keeping its status, decision and audit trail.
 # Its label goes too (and the label counts and version say so, for the next training).
 # KEYS: comment, pending index, site's held index, audit list, site's event stream, site's
-# labels stream, retention index, site's label stats, site's approved and reported indexes.
-# ARGV: comment id, pending member, actor, time.
+# labels stream, retention index, site's label stats, site's approved and reported indexes, the
+# comment's readers' reports (who reported it is personal data too). ARGV: comment id, pending
+# member, actor, time.
 _ERASE_SCRIPT = (
     FORGET_LABEL_LUA
     + """
@@ -147,6 +148,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[2])
 redis.call('ZREM', KEYS[9], ARGV[1])
 redis.call('ZREM', KEYS[10], ARGV[1])
+redis.call('DEL', KEYS[11])
 local event = cjson.encode({at = tonumber(ARGV[4]), actor = ARGV[3], action = 'erase',
                             from = status, to = status, note = ''})
 redis.call('RPUSH', KEYS[4], event)
@@ -582,6 +584,7 @@ class CommentStore:
                 KEYS.label_stats(site),
                 KEYS.approved(site),
                 KEYS.reported(site),
+                KEYS.reports(site, comment_id),
             ],
             args=[comment_id, pending_member(site, comment_id), actor, repr(utc_now())],
         )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from moderation.keyspace import KEYS
 from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
 from tests.support.processes import running_worker, wait_for
 from tests.support.receiver import running_receiver
@@ -190,6 +191,18 @@ def test_a_rejected_reported_comment_is_labelled_by_the_readers_reasons(client, 
 
     labels = client.get("/v1/models", headers=auth).get_json()["labels"]
     assert labels.get("spam") == 1 and not labels.get("toxic")
+
+
+def test_erasing_a_comment_erases_who_reported_it(client, auth, ann, redis_client):
+    submit(client, auth, "c-1", CLEAN)  # no worker: still pending, which readers may report
+    assert report(client, auth, "c-1", "reader-1", "abuse")[0] == 201
+    listed = client.get("/v1/review/reported", headers=bearer(ann.token)).get_json()["items"]
+    assert [each["id"] for each in listed] == ["c-1"]
+    assert listed[0]["reports"]["items"][0]["reporter"] == "reader-1"
+
+    assert client.delete("/v1/comments/c-1", headers=auth).status_code == 204
+    assert client.get("/v1/review/reported", headers=bearer(ann.token)).get_json()["items"] == []
+    assert not redis_client.exists(KEYS.reports("news", "c-1"))
 
 
 def test_reports_are_validated_by_field(client, auth, worker):
