@@ -86,10 +86,6 @@ class AuthorStore:
         }
         return {author: records.get(author, AuthorRecord()) for author in authors}
 
-    def counts(self, site: str, author_id: str) -> dict[str, int]:
-        """How many of the author's comments on the site are approved, held and rejected."""
-        return self.profile(site, author_id, with_events=False).counts
-
     def profile(self, site: str, author_id: str, *, with_events: bool = True) -> AuthorProfile:
         """The author's counts, standing and (with `with_events`) every action on them."""
         [profile] = self.profiles([(site, author_id)], with_events=with_events).values()
@@ -116,7 +112,7 @@ class AuthorStore:
 
     def act(
         self, site: str, author_id: str, action: AuthorAction, actor: str, note: str = ""
-    ) -> AuthorProfile:
+    ) -> None:
         """Give the author the action's standing (`clear`: none), logged, in one transaction."""
         key = KEYS.author_counts(site, author_id)
         now = utc_now()
@@ -137,7 +133,6 @@ class AuthorStore:
                     pipe.multi()
                     if standing is None:
                         pipe.hdel(key, "standing", "standing_note", "standing_by", "standing_at")
-                        pipe.zrem(KEYS.authors(site), author_id)
                     else:
                         fields = {
                             "standing": standing.value,
@@ -146,7 +141,6 @@ class AuthorStore:
                             "standing_at": repr(now),
                         }
                         pipe.hset(key, mapping=fields)
-                        pipe.zadd(KEYS.authors(site), {author_id: now})
                     pipe.rpush(KEYS.author_log(site, author_id), json.dumps(event))
                     pipe.ltrim(KEYS.author_log(site, author_id), -MAX_LOG, -1)
                     pipe.execute()
@@ -154,12 +148,6 @@ class AuthorStore:
                 except redis.WatchError:
                     continue
         self.durability.confirm(self.redis)
-        return self.profile(site, author_id)
-
-    def with_standing(self, site: str, limit: int = 100) -> list[AuthorProfile]:
-        """The site's authors with a standing, most recently set first."""
-        names = self.redis.zrevrange(KEYS.authors(site), 0, limit - 1)
-        return [self.profile(site, name.decode(), with_events=False) for name in names]
 
     def recent_comment_ids(self, site: str, author_id: str, limit: int) -> list[str]:
         """The ids of the author's newest comments on the site, newest first."""

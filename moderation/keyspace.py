@@ -14,7 +14,6 @@ Layout (every key under the `mod:` prefix):
                                            (banned, premoderated, trusted) with who set it and why
     mod:author-log:{site}:{author} list    every action on the author (ban, clear...), oldest first
     mod:author-comments:{s}:{a}    zset    the author's newest comment ids by submission time
-    mod:authors:{site}             zset    authors with a standing, by the time it was set
     mod:reports:{site}:{id}        hash    reader id -> their report of the comment (JSON)
     mod:reported:{site}            zset    comment ids with reports no moderator has seen, by the
                                            latest report's time (the page's Reported view)
@@ -128,9 +127,6 @@ class Keyspace:
 
     def author_comments(self, site: str, author_id: str) -> str:
         return f"{self.prefix}:author-comments:{site}:{author_id}"
-
-    def authors(self, site: str) -> str:
-        return f"{self.prefix}:authors:{site}"
 
     def reports(self, site: str, comment_id: str) -> str:
         return f"{self.prefix}:reports:{site}:{comment_id}"

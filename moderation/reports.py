@@ -85,7 +85,6 @@ class ReportTally:
     counted: bool  # False: this reader had reported it already
     status: Status
     open: list[Report]  # since a moderator last decided it, oldest first
-    settled: list[Report]  # before that
 
     def reasons(self) -> list[str]:
         """The open reports' reasons, the most given first."""
@@ -119,12 +118,10 @@ def _tally(result: list[Any]) -> ReportTally:
     counted, _, status, settled_raw, *pairs = result
     settled_at = float(settled_raw) if settled_raw else None
     stored = dict(zip(pairs[::2], pairs[1::2], strict=True))
-    opened = _open_reports(stored, settled_at)
     return ReportTally(
         counted=int(counted) == 1,
         status=Status(status.decode()),
-        open=opened,
-        settled=[r for r in _reports(stored) if r not in opened],
+        open=_open_reports(stored, settled_at),
     )
 
 
