@@ -263,7 +263,8 @@ class ReviewService:
         those whose text, author name or id, or comment id contains `query` (any case), among
         each site's newest APPROVED_SEARCH_DEPTH."""
         needle = query.strip().casefold()
-        depth = APPROVED_SEARCH_DEPTH if needle else limit
+        # Filtering drops rows, so a filtered list looks further back to fill its page.
+        depth = APPROVED_SEARCH_DEPTH if needle or automatic_only else limit
         rows: list[tuple[float, str, str]] = []
         for name in self.visible_sites(moderator, site):
             rows += [(at, name, i) for at, i in self.comments.approved_page(name, depth)]

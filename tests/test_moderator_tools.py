@@ -387,6 +387,12 @@ def test_recent_approvals_can_be_searched_and_overturned(client, auth, ann, work
         assert hook.json()["comment"]["status"] == "rejected"
     still = client.get("/v1/review/approved?q=disappear", headers=bearer(ann.token)).get_json()
     assert still["items"] == []
+    # A moderator's approval is newest, yet the automatic list still fills from further back.
+    review(client, ann.token, "sly", "approve", overturn=True)
+    automatic = client.get(
+        "/v1/review/approved?automatic=true&limit=1", headers=bearer(ann.token)
+    ).get_json()["items"]
+    assert [each["id"] for each in automatic] == ["quiet"]
 
 
 def test_the_dashboard_figures_count_what_happened(client, auth, ann, worker):
