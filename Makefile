@@ -1,4 +1,5 @@
-# The two commands: `make run` (quick start) and `make test` (the whole suite, as CI runs it).
+# The two commands: `make run` (quick start) and `make test` (the whole suite, as CI runs it);
+# `make demo` is `make run` with an example news site beside it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: run test lint format bench-spam bench-learning bench soak clean
+.PHONY: run demo test lint format bench-spam bench-learning bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,11 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml tests/clients/package
 
 run: $(VENV)/.installed
 	$(BIN)/moderation up
+
+# `make run` plus the example newsroom (examples/newsroom): an article whose comment box the
+# service moderates. Prints the article's URL, the moderation page's and a moderator's login.
+demo: $(VENV)/.installed
+	$(BIN)/moderation up --demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

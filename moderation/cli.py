@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,18 @@ def worker(settings: Settings, burst: bool, deliveries: bool) -> None:
 
 
 @main.command()
+@click.option("--demo", is_flag=True, help="Also run the example newsroom site (make demo).")
 @with_settings
-def up(settings: Settings) -> None:
-    """Redis, the API and one worker in one process tree, for development."""
+def up(settings: Settings, demo: bool) -> None:
+    """Redis, the API and the workers in one process tree, for development.
+
+    Logs are human-readable text here (MODERATION_LOG_FORMAT=json to change)."""
     from moderation.devserver import run_development_stack
 
+    if "MODERATION_LOG_FORMAT" not in os.environ:
+        settings = settings.with_overrides(log_format="text")
     configure_logging(settings)
-    run_development_stack(settings)
+    run_development_stack(settings, demo=demo)
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""`moderation up`: Redis, the API and one worker as one process tree, for development."""
+"""`moderation up`: Redis, the API and the workers as one process tree, for development; with
+`--demo`, the example newsroom site beside them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -19,12 +23,15 @@ import redis
 import requests
 
 from moderation.connections import connect
+from moderation.dev_accounts import DemoAccounts, demo_accounts
 from moderation.settings import SECRET_KEY_FILE, Settings
-from moderation.sites import SiteExistsError, SiteStore
 
 VAR_DIR = Path("var")
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEMO_SITE = "demo"
+#: The example host site that `moderation up --demo` runs beside the service.
+NEWSROOM_APP = Path(__file__).resolve().parent.parent / "examples" / "newsroom" / "app.py"
+NEWSROOM_PORT = 8080
+NEWSROOM_ARTICLE = "/articles/riverside-bridge-reopens"
 READY_DEADLINE = 180.0
 EMBEDDED_CONFIG = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}
 
@@ -117,25 +124,33 @@ def ensure_secret_key(settings: Settings) -> str:
     return key
 
 
-def demo_api_key(settings: Settings) -> str:
-    """A fresh API key for the `demo` site (created on first run, rotated after)."""
-    store = SiteStore(connect(settings.redis_url), settings.secret_key)
+def choose_port(host: str, preferred: int, configured: bool) -> int:
+    """`preferred`, unless it was not configured and is taken: then a free port."""
+    if configured:
+        return preferred
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, preferred))
+        except OSError:
+            probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def answering(url: str, healthy: range) -> bool:
     try:
-        return store.create(DEMO_SITE).api_key
-    except SiteExistsError:
-        return store.rotate_api_key(DEMO_SITE).api_key
+        return requests.get(url, timeout=2, allow_redirects=False).status_code in healthy
+    except requests.RequestException:
+        return False
 
 
-def wait_until_ready(base_url: str, children: list[subprocess.Popen[bytes]]) -> None:
+def wait_until_ready(urls: list[str], children: list[subprocess.Popen[bytes]]) -> None:
+    """Until each URL answers below 400 (the API's /readyz: a worker is live, too)."""
     deadline = time.monotonic() + READY_DEADLINE
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
             raise click.ClickException("a child process exited during start; see its log above")
-        try:
-            if requests.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        if all(answering(url, range(200, 400)) for url in urls):
+            return
         time.sleep(0.25)
     raise click.ClickException(f"the service was not ready after {READY_DEADLINE:.0f} s")
 
@@ -146,6 +161,45 @@ def curl_example(base_url: str, api_key: str) -> str:
         f"  -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\\n"
         """  -d '{"id": "hello-1", "content": "Thanks, this was a great read!"}'"""
     )
+
+
+@dataclass(frozen=True)
+class Banner:
+    """What `up` prints once everything answers, and again on Enter."""
+
+    base_url: str
+    redis_where: str
+    accounts: DemoAccounts
+    article_url: str | None = None
+
+    def __str__(self) -> str:
+        lines = [f"Moderation service ready at {self.base_url} (Redis: {self.redis_where}).", ""]
+        if self.article_url:
+            lines.append(f"demo article: {self.article_url}")
+        lines += [
+            f"demo moderation page: {self.base_url}/moderate",
+            f"demo moderator: {self.accounts.moderator} {self.accounts.password}",
+            "",
+            f"Site '{self.accounts.site}' API key: {self.accounts.api_key}",
+            "Try:",
+            "",
+            curl_example(self.base_url, self.accounts.api_key),
+            "",
+            "Enter shows this again; Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+
+def repeat_on_enter(banner: Banner) -> None:
+    """Print the banner again whenever a line is entered (nothing when stdin is not a terminal
+    or is closed: the thread just ends)."""
+
+    def read_lines() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for _ in sys.stdin:
+                click.echo(f"\n{banner}\n")
+
+    threading.Thread(target=read_lines, name="banner", daemon=True).start()
 
 
 def stop(children: list[subprocess.Popen[bytes]]) -> None:
@@ -159,26 +213,91 @@ def stop(children: list[subprocess.Popen[bytes]]) -> None:
             child.kill()
 
 
-def run_development_stack(settings: Settings) -> None:
+@dataclass(frozen=True)
+class Newsroom:
+    """The example host site (examples/newsroom/app.py) that `--demo` runs, on NEWSROOM_PORT
+    (default 8080, or a free port when that is taken and NEWSROOM_PORT is not set)."""
+
+    url: str
+
+    @classmethod
+    def on_a_port(cls) -> Newsroom:
+        if not NEWSROOM_APP.is_file():
+            raise click.ClickException(f"--demo runs {NEWSROOM_APP}: run it from a checkout")
+        configured = os.environ.get("NEWSROOM_PORT")
+        try:
+            preferred = int(configured or NEWSROOM_PORT)
+        except ValueError:
+            raise click.ClickException(f"NEWSROOM_PORT={configured!r} is not a port") from None
+        return cls(f"http://127.0.0.1:{choose_port('127.0.0.1', preferred, bool(configured))}")
+
+    @property
+    def article_url(self) -> str:
+        return self.url + NEWSROOM_ARTICLE
+
+    @property
+    def hook_url(self) -> str:
+        return self.url + "/hooks/moderation"
+
+    def start(
+        self, base_url: str, accounts: DemoAccounts, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """Configured by environment variables, as its README runs it."""
+        site_env = {
+            "MODERATION_URL": base_url,
+            "MODERATION_API_KEY": accounts.api_key,
+            "MODERATION_WEBHOOK_SECRET": accounts.webhook_secret,
+            "NEWSROOM_PORT": self.url.rsplit(":", 1)[1],
+            "NEWSROOM_DATABASE": str(VAR_DIR / "newsroom.sqlite3"),
+        }
+        return subprocess.Popen([sys.executable, str(NEWSROOM_APP)], env={**env, **site_env})
+
+
+def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
+    """Redis, the API, a scoring worker, a delivery worker and, with `demo`, the newsroom; the
+    banner once they all answer; until Ctrl-C or a child's exit."""
     redis_url, embedded = choose_redis(settings)
-    settings = settings.with_overrides(redis_url=redis_url)
+    port = choose_port(settings.host, settings.port, "PORT" in os.environ)
+    settings = settings.with_overrides(redis_url=redis_url, port=port)
     settings = settings.with_overrides(secret_key=ensure_secret_key(settings))
-    env = {**os.environ, "REDIS_URL": redis_url, "MODERATION_SECRET_KEY": settings.secret_key}
+    base_url = f"http://{settings.host}:{settings.port}"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "MODERATION_SECRET_KEY": settings.secret_key,
+        "PORT": str(port),
+        "MODERATION_LOG_FORMAT": settings.log_format,
+    }
+    newsroom = Newsroom.on_a_port() if demo else None
+    if newsroom is not None:
+        env["MODERATION_ALLOW_PRIVATE_CALLBACKS"] = "true"  # the newsroom is on this machine
     command = [sys.executable, "-m", "moderation.cli"]
     children: list[subprocess.Popen[bytes]] = []
     # Ctrl-C reaches the whole foreground process group; the children stop on their own.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        api_key = demo_api_key(settings)
+        with connect(settings.redis_url) as connection:
+            accounts = demo_accounts(
+                connection,
+                settings.secret_key,
+                callback_url=newsroom.hook_url if newsroom else None,
+            )
         children.append(subprocess.Popen([*command, "serve"], env=env))
         children.append(subprocess.Popen([*command, "worker"], env=env))
         children.append(subprocess.Popen([*command, "worker", "--deliveries"], env=env))
-        base_url = f"http://{settings.host}:{settings.port}"
-        wait_until_ready(base_url, children)
-        where = "embedded Valkey under ./var/redis/" if embedded else redis_url
-        click.echo(f"\nModeration service ready at {base_url} (Redis: {where}).")
-        click.echo(f"Site 'demo' API key: {api_key}\nTry:\n\n{curl_example(base_url, api_key)}\n")
-        click.echo("Ctrl-C stops everything.")
+        ready = [f"{base_url}/readyz"]
+        if newsroom is not None:
+            children.append(newsroom.start(base_url, accounts, env))
+            ready.append(newsroom.article_url)
+        wait_until_ready(ready, children)
+        banner = Banner(
+            base_url,
+            "embedded Valkey under ./var/redis/" if embedded else redis_url,
+            accounts,
+            article_url=newsroom.article_url if newsroom else None,
+        )
+        click.echo(f"\n{banner}\n")
+        repeat_on_enter(banner)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         raise click.ClickException("a child process exited; stopping")

@@ -169,6 +169,51 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# --- routine lines ---------------------------------------------------------------------------
+
+#: Lines that libraries log at INFO about their own housekeeping (by logger and format string):
+#: RQ's registry maintenance every 15 s, its scheduler's lock, its line per job, gunicorn's
+#: boots. Logged at DEBUG instead, so that INFO shows what the service itself does.
+ROUTINE_LINES: dict[str, frozenset[str]] = {
+    "rq.worker": frozenset(
+        {
+            "Worker %s: cleaning registries for queue: %s",
+            "Worker %s: cleaning group registries",
+            "Worker %s: subscribing to channel %s",
+            "Worker %s: unsubscribing from channel %s",
+            "Worker %s: %s: %s",
+            "Worker %s: %s: %s (%s)",
+            "Worker %s: job %s result is kept for %s seconds",
+            "Worker %s: job %s result discarded immediately",
+            "Successfully completed job %s in %ss on worker %s",
+        }
+    ),
+    "rq.scheduler": frozenset(
+        {
+            "Acquired scheduler lock for %s",
+            "Scheduler for %s started with PID %s",
+            "Scheduler stopping, releasing locks for %s...",
+            "Scheduler with PID %d has stopped",
+        }
+    ),
+    "gunicorn.error": frozenset(
+        {"Starting gunicorn %s", "Using worker: %s", "Booting worker with pid: %s"}
+    ),
+}
+
+
+class RoutineLinesFilter(logging.Filter):
+    """Moves the ROUTINE_LINES down to DEBUG: kept when the root logger is at DEBUG, else
+    dropped. Must run before any filter that formats the message (it matches `record.msg`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        routine = ROUTINE_LINES.get(record.name)
+        if routine is None or record.levelno != logging.INFO or record.msg not in routine:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 # --- context and formatting ------------------------------------------------------------------
 
 
@@ -266,6 +311,7 @@ def configure_logging(level: str, *, json_lines: bool = True, stream: TextIO | N
         handler.close()
     handler = _ModerationHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    handler.addFilter(RoutineLinesFilter())
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter(debug=numeric <= logging.DEBUG))
     root.addHandler(handler)

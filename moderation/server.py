@@ -7,11 +7,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from moderation.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself
+
+
+class ProcessLogging(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own lines (its start, workers' boots and errors) through the process's
+    logging set-up, JSON or text like every other line, instead of gunicorn's format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in [h for h in self.error_log.handlers if getattr(h, "_gunicorn", False)]:
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True
 
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
@@ -34,6 +46,7 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "errorlog": "-",
             "loglevel": self.settings.log_level.lower(),
+            "logger_class": ProcessLogging,
             # Several API instances may share a host; the control socket path would collide.
             "control_socket_disable": True,
             "child_exit": child_exit,

@@ -487,3 +487,53 @@ def test_configure_logging_writes_to_stderr_by_default(
 def test_configure_logging_refuses_an_unknown_level() -> None:
     with pytest.raises(ValueError, match="unknown log level"):
         configure_logging("LOUD")
+
+
+@pytest.mark.usefixtures("restore_root_logging")
+def test_libraries_routine_lines_are_debug_and_warnings_stay() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", json_lines=False, stream=stream)
+    rq_worker = logging.getLogger("rq.worker")
+    rq_worker.info("Worker %s: cleaning registries for queue: %s", "w-1", "moderation-scoring")
+    logging.getLogger("rq.scheduler").info("Acquired scheduler lock for %s", "moderation-scoring")
+    rq_worker.info("Worker %s: started with PID %d, version %s", "w-1", 7, "3.0.0")
+    rq_worker.warning("Worker %s: cleaning registries for queue: %s", "w-1", "not routine")
+    logging.getLogger("workers.scoring.toxicity").warning("TOXICITY MODEL FALLBACK: lite")
+    messages = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert messages == [
+        "Worker w-1: started with PID 7, version 3.0.0",
+        "Worker w-1: cleaning registries for queue: not routine",
+        "TOXICITY MODEL FALLBACK: lite",
+    ]
+
+    debug = io.StringIO()
+    configure_logging("DEBUG", stream=debug)
+    rq_worker.info("Worker %s: cleaning registries for queue: %s", "w-1", "moderation-scoring")
+    line = json.loads(debug.getvalue())
+    assert (line["level"], line["logger"]) == ("DEBUG", "rq.worker")
+    assert line["message"] == "Worker w-1: cleaning registries for queue: moderation-scoring"
+
+
+@pytest.mark.usefixtures("restore_root_logging")
+def test_gunicorns_lines_come_out_as_the_process_logs_them() -> None:
+    from gunicorn.config import Config
+
+    from moderation.server import ProcessLogging
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    config = Config()
+    config.set("errorlog", "-")
+    config.set("loglevel", "info")
+    gunicorn_log = ProcessLogging(config)
+    try:
+        gunicorn_log.info("Booting worker with pid: %s", 41)
+        gunicorn_log.info("Listening at: %s (%s)", "http://127.0.0.1:8000", 40)
+        gunicorn_log.error("Worker (pid:%s) was sent SIGKILL!", 41)
+    finally:
+        gunicorn_log.error_log.propagate = False
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["level"], line["logger"], line["message"]) for line in lines] == [
+        ("INFO", "gunicorn.error", "Listening at: http://127.0.0.1:8000 (40)"),
+        ("ERROR", "gunicorn.error", "Worker (pid:41) was sent SIGKILL!"),
+    ]
