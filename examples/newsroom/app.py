@@ -83,14 +83,14 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     @app.get("/articles/<slug>")
     def article(slug: str):
-        thread = table.thread(require_article(slug)["slug"], reader_id())
-        return render_template("article.html", article=ARTICLE, thread=thread)
+        comments = table.thread(require_article(slug)["slug"], reader_id())
+        return render_template("article.html", article=ARTICLE, thread=comments)
 
     @app.get("/articles/<slug>/thread")
     def thread(slug: str):
         """The comment list alone: the page polls it to show decisions live."""
-        thread = table.thread(require_article(slug)["slug"], reader_id())
-        return render_template("_thread.html", thread=thread)
+        comments = table.thread(require_article(slug)["slug"], reader_id())
+        return render_template("_thread.html", thread=comments)
 
     @app.post("/articles/<slug>/comments")
     def post_comment(slug: str):
@@ -119,8 +119,11 @@ def create_app(config: dict[str, Any]) -> Flask:
             )
         except ModerationError as error:
             table.forget(comment_id)
-            log.warning("moderation service unavailable: %s", error)
-            flash("Comments are unavailable right now; please try again in a minute.", "error")
+            if error.status == 422:  # the service names what it refused, e.g. a too long text
+                flash(f"That comment cannot be posted: {error.message}", "error")
+            else:
+                log.warning("moderation service unavailable: %s", error)
+                flash("Comments are unavailable right now; please try again in a minute.", "error")
             return back
         apply_decision(record)
         flash(NOTICES[record["status"]], record["status"])
