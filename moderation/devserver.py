@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -163,6 +164,12 @@ def curl_example(base_url: str, api_key: str) -> str:
     )
 
 
+def without_passwords(url: str) -> str:
+    """A Redis URL fit to print: its password and any `sentinel_password` as ***."""
+    url = re.sub(r"//([^:@/]*):[^@/]+@", r"//\1:***@", url, count=1)
+    return re.sub(r"(sentinel_password=)[^&]*", r"\1***", url)
+
+
 @dataclass(frozen=True)
 class Banner:
     """What `up` prints once everything answers, and again on Enter."""
@@ -256,6 +263,7 @@ class Newsroom:
 def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
     """Redis, the API, a scoring worker, a delivery worker and, with `demo`, the newsroom; the
     banner once they all answer; until Ctrl-C or a child's exit."""
+    newsroom = Newsroom.on_a_port() if demo else None  # before any process starts
     redis_url, embedded = choose_redis(settings)
     port = choose_port(settings.host, settings.port, "PORT" in os.environ)
     settings = settings.with_overrides(redis_url=redis_url, port=port)
@@ -268,7 +276,6 @@ def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
         "PORT": str(port),
         "MODERATION_LOG_FORMAT": settings.log_format,
     }
-    newsroom = Newsroom.on_a_port() if demo else None
     if newsroom is not None:
         env["MODERATION_ALLOW_PRIVATE_CALLBACKS"] = "true"  # the newsroom is on this machine
     command = [sys.executable, "-m", "moderation.cli"]
@@ -292,7 +299,7 @@ def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
         wait_until_ready(ready, children)
         banner = Banner(
             base_url,
-            "embedded Valkey under ./var/redis/" if embedded else redis_url,
+            "embedded Valkey under ./var/redis/" if embedded else without_passwords(redis_url),
             accounts,
             article_url=newsroom.article_url if newsroom else None,
         )

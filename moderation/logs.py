@@ -208,7 +208,12 @@ class RoutineLinesFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         routine = ROUTINE_LINES.get(record.name)
-        if routine is None or record.levelno != logging.INFO or record.msg not in routine:
+        if (
+            routine is None
+            or record.levelno != logging.INFO
+            or not isinstance(record.msg, str)
+            or record.msg not in routine
+        ):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger().isEnabledFor(logging.DEBUG)

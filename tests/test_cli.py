@@ -17,7 +17,7 @@ import requests
 from click.testing import CliRunner
 
 from moderation.cli import main
-from moderation.devserver import EmbeddedRedis, choose_port, choose_redis
+from moderation.devserver import EmbeddedRedis, choose_port, choose_redis, without_passwords
 from moderation.settings import Settings
 from moderation.sites import SiteStore
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
@@ -178,6 +178,22 @@ def test_up_takes_a_free_port_when_the_usual_one_is_taken_unless_it_was_configur
         # PORT=... was asked for: the server's own start says the port is taken
         assert choose_port("127.0.0.1", port, configured=True) == port
     assert choose_port("127.0.0.1", port, configured=False) == port  # free again
+
+
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://app:s3cret@cache:6380/1", "rediss://app:***@cache:6380/1"),
+        (
+            "redis+sentinel://app:pw@s1:26379,s2:26379/main/0?sentinel_password=sp",
+            "redis+sentinel://app:***@s1:26379,s2:26379/main/0?sentinel_password=***",
+        ),
+    ],
+)
+def test_the_banner_prints_redis_without_its_passwords(url, printed):
+    assert without_passwords(url) == printed
 
 
 @pytest.mark.e2e
