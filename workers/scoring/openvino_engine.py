@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from workers.scoring.int8_kernels import int8_saturates, int8_variant
 from workers.scoring.onnx_engine import (
     INPUT_NAMES,
     check_precision,
@@ -124,7 +125,7 @@ def build(
         with atomic_dir(fp32.parent) as temporary:
             _convert(model, tokenizer, temporary / MODEL_FILE)
     if precision == "int8":
-        path = directory / "openvino-int8" / MODEL_FILE
+        path = directory / f"openvino-int8{int8_variant()}" / MODEL_FILE
         if not path.is_file():
             with atomic_dir(path.parent) as temporary:
                 _quantize(fp32, calibration_windows, temporary / MODEL_FILE)
@@ -202,9 +203,19 @@ def _quantize(fp32: Path, windows: Sequence[list[int]], target: Path) -> None:
                     dataset,
                     model_type=nncf.ModelType.TRANSFORMER,
                     subset_size=len(windows),
+                    advanced_parameters=_overflow_fix(nncf),
                 ),
             )
         _openvino().save_model(quantized, target, compress_to_fp16=False)
+
+
+def _overflow_fix(nncf: Any) -> Any:
+    """NNCF's overflow fix on every layer where this CPU's int8 kernels saturate, else its
+    default (the first layer only)."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
+    fix = nncf.OverflowFix.ENABLE if int8_saturates() else nncf.OverflowFix.FIRST_LAYER
+    return AdvancedQuantizationParameters(overflow_fix=fix)
 
 
 def _calibration_inputs(window: list[int]) -> dict[str, np.ndarray]:
