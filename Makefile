@@ -36,10 +36,11 @@ run: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/moderation up --demo
 
+# The 30 slowest tests are listed at the end: where the suite's time goes, in every CI log.
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
