@@ -23,7 +23,8 @@ X86 = frozenset({"x86_64", "amd64", "i386", "i686"})
 def int8_saturates(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True on an x86 CPU without VNNI; False elsewhere (ARM's int8 dot products do not
     saturate), and when the CPU's flags cannot be read."""
-    if platform.machine().lower() not in X86:
+    architecture = platform.machine().lower()
+    if architecture not in X86:
         return False
     try:
         text = cpuinfo.read_text()
