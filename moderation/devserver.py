@@ -209,6 +209,15 @@ def repeat_on_enter(banner: Banner) -> None:
     threading.Thread(target=read_lines, name="banner", daemon=True).start()
 
 
+def start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child that Ctrl-C does not reach (SIGINT blocked): `stop` ends each with one SIGTERM.
+    Signalled by the terminal too, gunicorn's master and workers both took SIGINT and SIGQUIT
+    at once, and a worker could deadlock in its own handler until the master killed it 15 s
+    later ("Worker was sent SIGKILL!")."""
+    with sigint_blocked():
+        return subprocess.Popen(command, env=env)
+
+
 def stop(children: list[subprocess.Popen[bytes]]) -> None:
     for child in children:
         if child.poll() is None:
@@ -257,7 +266,7 @@ class Newsroom:
             "NEWSROOM_PORT": self.url.rsplit(":", 1)[1],
             "NEWSROOM_DATABASE": str(VAR_DIR / "newsroom.sqlite3"),
         }
-        return subprocess.Popen([sys.executable, str(NEWSROOM_APP)], env={**env, **site_env})
+        return start_child([sys.executable, str(NEWSROOM_APP)], {**env, **site_env})
 
 
 def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
@@ -280,7 +289,7 @@ def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
         env["MODERATION_ALLOW_PRIVATE_CALLBACKS"] = "true"  # the newsroom is on this machine
     command = [sys.executable, "-m", "moderation.cli"]
     children: list[subprocess.Popen[bytes]] = []
-    # Ctrl-C reaches the whole foreground process group; the children stop on their own.
+    # Ctrl-C reaches only this process (the children block SIGINT); SIGTERM ends it as cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with connect(settings.redis_url) as connection:
@@ -289,9 +298,9 @@ def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
                 settings.secret_key,
                 callback_url=newsroom.hook_url if newsroom else None,
             )
-        children.append(subprocess.Popen([*command, "serve"], env=env))
-        children.append(subprocess.Popen([*command, "worker"], env=env))
-        children.append(subprocess.Popen([*command, "worker", "--deliveries"], env=env))
+        children.append(start_child([*command, "serve"], env))
+        children.append(start_child([*command, "worker"], env))
+        children.append(start_child([*command, "worker", "--deliveries"], env))
         ready = [f"{base_url}/readyz"]
         if newsroom is not None:
             children.append(newsroom.start(base_url, accounts, env))

@@ -107,6 +107,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         process.wait(timeout=60)
         redis_server.stop()
     assert process.returncode == 0, log.read_text()[-2000:]
+    # Every child stopped on its own: none killed, none left for cold.
+    for forced in ("SIGKILL", "cold shut down"):
+        assert forced not in log.read_text()
 
 
 def test_make_demo_prints_the_three_lines_last_and_again_on_enter(demo: Demo) -> None:

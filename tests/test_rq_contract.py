@@ -268,6 +268,7 @@ OVERRIDES = [
     (RidesOutOutages, "check_for_suspension", f"{OUTAGES} check_for_suspension"),
     (RidesOutOutages, "run_maintenance_tasks", f"{OUTAGES} run_maintenance_tasks"),
     (RidesOutOutages, "teardown", f"{OUTAGES} RidesOutOutages.teardown"),
+    (RidesOutOutages, "subscribe", f"{OUTAGES} subscribe (stop signals to the main thread)"),
 ]
 
 #: The workers' own methods: RQ must not have (or grow) methods of these names, which the

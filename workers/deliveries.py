@@ -29,7 +29,7 @@ from moderation.queue import delivery_queue
 from moderation.services import Services, build_services
 from moderation.settings import Settings, from_env
 from moderation.webhooks import DeliveryResult, deliver, webhook_session
-from workers.outages import RidesOutOutages
+from workers.outages import RidesOutOutages, stop_signals_to_the_main_thread
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,8 @@ class DeliveryWorker(RidesOutOutages, SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.ride_out(self.prepare_execution, job)
-        self.pool.submit(self.perform_in_thread, job, queue, execution)
+        with stop_signals_to_the_main_thread():  # the pool may start a thread here
+            self.pool.submit(self.perform_in_thread, job, queue, execution)
 
     def perform_in_thread(self, job: Job, queue: Queue, execution: Execution) -> None:
         """Perform the job (again once Redis is back, if an outage interrupts it: delivery

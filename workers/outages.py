@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import redis
@@ -31,6 +32,23 @@ T = TypeVar("T")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 #: Longest pause between two checks whether Redis is back.
 MAX_RECONNECT_DELAY = 1.0
+
+
+#: The signals that stop a worker; its handlers for them must run in the main thread.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def stop_signals_to_the_main_thread() -> Iterator[None]:
+    """Threads started meanwhile block SIGINT and SIGTERM (a thread inherits its creator's
+    signal mask), so the kernel gives those signals to the main thread. Python runs signal
+    handlers only there: a signal taken by another thread left the main thread in RQ's
+    blocking dequeue (minutes) with the stop request unseen, until something killed it."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class RidesOutOutages(BaseWorker):
@@ -95,6 +113,12 @@ class RidesOutOutages(BaseWorker):
             super().set_state(state, pipeline)
         else:
             self.ride_out(super().set_state, state)
+
+    def subscribe(self) -> None:
+        """RQ's command channel, whose reading thread leaves the stop signals to the main
+        thread."""
+        with stop_signals_to_the_main_thread():
+            super().subscribe()
 
     def check_for_suspension(self, burst: bool) -> None:
         self.ride_out(super().check_for_suspension, burst)

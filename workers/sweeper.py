@@ -35,6 +35,7 @@ from moderation.keyspace import KEYS
 from moderation.queue import language_of_queue
 from moderation.records import utc_now
 from moderation.store import CommentStore, Enqueue
+from workers.outages import stop_signals_to_the_main_thread
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class Liveness:
 
     def start(self) -> None:
         self.connection.set(self.key, "1", ex=ALIVE_TTL)
-        self._thread.start()
+        with stop_signals_to_the_main_thread():
+            self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(ALIVE_TTL / 3):
