@@ -137,9 +137,10 @@ def choose_port(host: str, preferred: int, configured: bool) -> int:
         return int(probe.getsockname()[1])
 
 
-def answering(url: str, healthy: range) -> bool:
+def answering(url: str) -> bool:
+    """Whether `url` answers below 400 (a redirect counts)."""
     try:
-        return requests.get(url, timeout=2, allow_redirects=False).status_code in healthy
+        return requests.get(url, timeout=2, allow_redirects=False).status_code < 400
     except requests.RequestException:
         return False
 
@@ -150,7 +151,7 @@ def wait_until_ready(urls: list[str], children: list[subprocess.Popen[bytes]]) -
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
             raise click.ClickException("a child process exited during start; see its log above")
-        if all(answering(url, range(200, 400)) for url in urls):
+        if all(answering(url) for url in urls):
             return
         time.sleep(0.25)
     raise click.ClickException(f"the service was not ready after {READY_DEADLINE:.0f} s")
@@ -234,7 +235,11 @@ class Newsroom:
     """The example host site (examples/newsroom/app.py) that `--demo` runs, on NEWSROOM_PORT
     (default 8080, or a free port when that is taken and NEWSROOM_PORT is not set)."""
 
-    url: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @classmethod
     def on_a_port(cls) -> Newsroom:
@@ -245,7 +250,7 @@ class Newsroom:
             preferred = int(configured or NEWSROOM_PORT)
         except ValueError:
             raise click.ClickException(f"NEWSROOM_PORT={configured!r} is not a port") from None
-        return cls(f"http://127.0.0.1:{choose_port('127.0.0.1', preferred, bool(configured))}")
+        return cls(choose_port("127.0.0.1", preferred, bool(configured)))
 
     @property
     def article_url(self) -> str:
@@ -263,7 +268,7 @@ class Newsroom:
             "MODERATION_URL": base_url,
             "MODERATION_API_KEY": accounts.api_key,
             "MODERATION_WEBHOOK_SECRET": accounts.webhook_secret,
-            "NEWSROOM_PORT": self.url.rsplit(":", 1)[1],
+            "NEWSROOM_PORT": str(self.port),
             "NEWSROOM_DATABASE": str(VAR_DIR / "newsroom.sqlite3"),
         }
         return start_child([sys.executable, str(NEWSROOM_APP)], {**env, **site_env})
