@@ -30,8 +30,8 @@ from bench.comments import shuffled_comments
 from bench.soak import model_settings
 from bench.stacks import running_service
 from bench.stats import summary
-from moderation.queue import scoring_queue
-from moderation.store import CommentStore
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import scoring_queue
 from tests.support.processes import wait_for
 
 BATCH = 100

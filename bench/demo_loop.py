@@ -69,7 +69,7 @@ def main() -> None:
     started = time.monotonic()
     with log_path.open("wb") as output:
         up = subprocess.Popen(
-            [sys.executable, "-m", "moderation.cli", "up", "--demo"],
+            [sys.executable, "-m", "moderation.ops.cli", "up", "--demo"],
             env=env,
             cwd=directory,
             stdout=output,

@@ -60,9 +60,9 @@ from bench.load_client import ServiceClient
 from bench.reports import write_report
 from bench.stacks import CpuMeter
 from bench.stats import summary
-from moderation.durability import Durability, NotDurable, online_replicas
-from moderation.sites import SiteStore
-from moderation.store import CommentStore
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.durability import Durability, NotDurable, online_replicas
+from moderation.storage.site_store import SiteStore
 from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
 from tests.support.redis_server import RedisServer, free_port, valkey_server
 

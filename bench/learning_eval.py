@@ -56,8 +56,8 @@ from bench.detoxify_model import CACHE
 from bench.load_client import ServiceClient, decided
 from bench.reports import write_report
 from bench.stacks import Service, running_service
-from moderation.moderators import ModeratorStore, Role
-from moderation.sites import SiteStore
+from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.site_store import SiteStore
 from workers.learning import build_spam_base, public_data
 from workers.scoring.spam_signals import text_fingerprint
 

@@ -13,7 +13,7 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from moderation.records import ActivityCounts, Comment, Status, Submission
+from moderation.core.records import ActivityCounts, Comment, Status, Submission
 from workers.learning import public_data
 from workers.scoring.pipeline import Scorers, score_comments
 from workers.scoring.spam import SpamScorer

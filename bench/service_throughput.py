@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from moderation.app import create_app  # noqa: E402
-from moderation.settings import Settings  # noqa: E402
-from moderation.sites import SiteStore  # noqa: E402
-from moderation.store import CommentStore  # noqa: E402
+from moderation.core.settings import Settings  # noqa: E402
+from moderation.storage.comment_store import CommentStore  # noqa: E402
+from moderation.storage.site_store import SiteStore  # noqa: E402
 from tests.support.processes import running_worker, wait_for  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 

@@ -47,9 +47,9 @@ from bench.detoxify_model import CACHE, bench_model
 from bench.load_client import LoadResult, ServiceClient, full_load, paced_load
 from bench.reports import write_report
 from bench.stacks import Service, running_service
-from moderation.keyspace import KEYS
-from moderation.queue import SCORING_QUEUE, scoring_queue
-from moderation.store import CommentStore
+from moderation.core.redis_keys import KEYS
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORING_QUEUE, scoring_queue
 from tests.support.load import automatic_decision_counts
 from tests.support.processes import wait_for
 

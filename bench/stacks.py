@@ -25,7 +25,7 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
 from bench.stats import summary
-from moderation.sites import SiteStore
+from moderation.storage.site_store import SiteStore
 from tests.support.processes import moderation_env, moderation_process, wait_for
 from tests.support.redis_server import RedisServer, free_port
 

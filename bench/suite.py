@@ -63,8 +63,8 @@ from bench.detoxify_model import CACHE, bench_model
 from bench.reports import write_report
 from bench.stacks import Service, machine_busy_seconds, run_naive, running_service
 from bench.stats import percentile, summary
-from moderation.queue import scoring_queue
-from moderation.store import CommentStore
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import scoring_queue
 from tests.support.coral import SECRET, moderation_request, send
 from tests.support.processes import wait_for
 

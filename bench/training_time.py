@@ -15,7 +15,7 @@ import resource
 import time
 from collections.abc import Sequence
 
-from moderation.labels import Label, LabelKind
+from moderation.storage.label_store import Label, LabelKind
 from workers.learning import public_data
 from workers.learning.training import SpamTask, ToxicityTask, train
 from workers.scoring.spam import SpamScorer

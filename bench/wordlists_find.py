@@ -21,7 +21,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-from moderation.wordlists import compile_words
+from moderation.core.wordlists import compile_words
 
 LENGTH = 20_000
 TEST_ENTRIES = [

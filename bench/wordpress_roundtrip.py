@@ -27,7 +27,7 @@ import redis
 from bench.detoxify_bench import machine
 from bench.stacks import running_service
 from bench.stats import summary
-from moderation.sites import SiteStore
+from moderation.storage.site_store import SiteStore
 from tests.support.mariadb import MariaDB
 from tests.support.processes import moderation_env
 from tests.support.wordpress import post_comment, wordpress_site

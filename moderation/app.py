@@ -8,27 +8,27 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from moderation import errors, metrics, ratelimit, web
-from moderation.api import (
+from moderation.actions.services import build_services
+from moderation.core.settings import Settings
+from moderation.http import errors, metrics, rate_limits, web
+from moderation.http.api import (
     Api,
     Blueprint,
     comments,
     docs,
+    health,
     models,
-    ops,
     policy,
     review,
     site,
 )
-from moderation.logs import init_request_ids
+from moderation.http.request_ids import init_request_ids
 from moderation.protocols import (
     akismet_api,
     coral_api,
     perspective_api,
     perspective_discovery_api,
 )
-from moderation.services import build_services
-from moderation.settings import Settings
 
 OPENAPI_CONFIG = {
     "API_TITLE": "Comment moderation",
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> Flask:
     api.register_blueprint(site.blp)
     api.register_blueprint(models.blp)
     api.register_blueprint(review.blp)
-    api.register_blueprint(ops.blp)
+    api.register_blueprint(health.blp)
     app.register_blueprint(docs.blp)
     app.register_blueprint(akismet_api.blp)
     app.register_blueprint(perspective_api.blp)  # Google's formats: not in the OpenAPI document
@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> Flask:
             csrf.exempt(blueprint)
     csrf.exempt(akismet_api.blp)  # form posts with the site's key as `api_key`, no cookies either
     csrf.exempt(coral_api.blp)  # signed by Coral's secret, no cookies either
-    ratelimit.init_app(app, settings, app.extensions["moderation"])
+    rate_limits.init_app(app, settings, app.extensions["moderation"])
     if settings.proxy_hops:
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import requests
 
-from moderation import webhooks
+from moderation.core import webhook_requests
 
 RETRIED_STATUSES = frozenset({429, 503})
 USER_AGENT = "moderation-client/1"
@@ -207,11 +207,11 @@ class ModerationClient:
         secret: str, headers: Mapping[str, str], body: bytes, tolerance: int = 300
     ) -> bool:
         """Whether a webhook's raw `body` carries a valid, fresh signature by `secret`."""
-        wanted = webhooks.SIGNATURE_HEADER.lower()
+        wanted = webhook_requests.SIGNATURE_HEADER.lower()
         header = next((value for key, value in headers.items() if key.lower() == wanted), None)
         if header is None:
             return False
-        return webhooks.verify(secret, header, body, tolerance=tolerance)
+        return webhook_requests.verify(secret, header, body, tolerance=tolerance)
 
     # --- transport ---------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from moderation.app import create_app
-from moderation.settings import Settings
-from moderation.sites import SiteCredentials, SiteStore
+from moderation.core.settings import Settings
+from moderation.storage.site_store import SiteCredentials, SiteStore
 from tests.support.browser import browser, page  # noqa: F401  (the page tests' fixtures)
 from tests.support.redis_server import RedisServer, lost_page_cache_library
 from tests.support.tiny_detoxify import TinyDetoxify, build_tiny_detoxify

@@ -17,11 +17,11 @@ import redis
 from flask import Flask
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
-from moderation.labels import LabelStore
-from moderation.policies import PolicyStore
+from moderation.core.redis_keys import KEYS
 from moderation.protocols.akismet import submission_from
-from moderation.sites import SiteCredentials
+from moderation.storage.label_store import LabelStore
+from moderation.storage.policy_store import PolicyStore
+from moderation.storage.site_store import SiteCredentials
 from tests.support.processes import (
     PROJECT_ROOT,
     moderation_env,

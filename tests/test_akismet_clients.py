@@ -26,11 +26,11 @@ import redis
 from flask.testing import FlaskClient
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
-from moderation.labels import LabelStore
+from moderation.core.redis_keys import KEYS
 from moderation.protocols.akismet import Counts
 from moderation.protocols.akismet_usage import MAX_BLOGS, AkismetUsage
-from moderation.sites import API_KEY_FOLDED, SiteCredentials, SiteStore
+from moderation.storage.label_store import LabelStore
+from moderation.storage.site_store import API_KEY_FOLDED, SiteCredentials, SiteStore
 from tests.support.load import served_api
 from tests.support.processes import PROJECT_ROOT, running_worker
 from tests.support.redis_server import RedisServer

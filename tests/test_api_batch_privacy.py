@@ -7,11 +7,11 @@ import threading
 import pytest
 from rq import Queue
 
-from moderation.keyspace import KEYS
-from moderation.labels import LabelStore
-from moderation.queue import SCORING_QUEUE
-from moderation.records import Action, Decision, utc_now
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, utc_now
+from moderation.core.redis_keys import KEYS
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORING_QUEUE
+from moderation.storage.label_store import LabelStore
 from tests.support.processes import running_worker
 
 
@@ -117,7 +117,7 @@ def test_delete_erases_text_and_personal_data_but_keeps_the_decision(client, aut
 
 
 def test_erasure_is_audited_and_removes_the_label(client, auth, redis_client):
-    from moderation.moderators import ModeratorStore, Role
+    from moderation.storage.moderator_store import ModeratorStore, Role
 
     held(client, redis_client, auth, "c-1")
     token = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"]).token
@@ -179,7 +179,7 @@ def test_retention_erases_approved_comments_after_the_cutoff(redis_client):
     def enqueue(pipe, site, comment_id):
         return "job-id"
 
-    from moderation.records import Submission
+    from moderation.core.records import Submission
 
     for comment_id, action in (("old", Action.APPROVE), ("held", Action.HOLD)):
         store.accept("news", Submission(comment_id, "text", {"name": "Ann"}), enqueue)

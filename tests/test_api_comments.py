@@ -11,11 +11,11 @@ import redis
 from flask.testing import FlaskClient
 from rq import Queue
 
-from moderation.keyspace import KEYS
-from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE
-from moderation.records import Action, Decision, utc_now
-from moderation.sites import SiteCredentials
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, utc_now
+from moderation.core.redis_keys import KEYS
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORE_COMMENT_JOB, SCORING_QUEUE
+from moderation.storage.site_store import SiteCredentials
 
 
 def submit(client: FlaskClient, auth: dict[str, str], body: object, query: str = ""):
@@ -215,7 +215,7 @@ def test_sites_cannot_see_each_others_comments(
 
 
 def test_rotated_key_stops_working(client, settings, redis_client, site, auth):
-    from moderation.sites import SiteStore
+    from moderation.storage.site_store import SiteStore
 
     new = SiteStore(redis_client, settings.secret_key).rotate_api_key("news")
     assert client.get("/v1/comments/x", headers=auth).status_code == 401
@@ -338,7 +338,7 @@ def test_redis_down_is_503_with_retry_after_and_recovers(tmp_path, settings, mak
     server.start()
     try:
         own = settings.with_overrides(redis_url=server.url)
-        from moderation.sites import SiteStore
+        from moderation.storage.site_store import SiteStore
 
         key = SiteStore(redis.Redis.from_url(server.url), own.secret_key).create("news").api_key
         headers = {"Authorization": f"Bearer {key}"}

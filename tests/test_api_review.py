@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from moderation.cli import main
-from moderation.keyspace import KEYS
-from moderation.labels import LabelKind, LabelStore
-from moderation.moderators import ModeratorStore, Role
-from moderation.records import Action, Decision, utc_now
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, utc_now
+from moderation.core.redis_keys import KEYS
+from moderation.ops.cli import main
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.label_store import LabelKind, LabelStore
+from moderation.storage.moderator_store import ModeratorStore, Role
 from tests.support.processes import moderation_env
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from moderation.app import create_app
-from moderation.moderators import ModeratorStore, Role
-from moderation.records import Action, Decision, utc_now
-from moderation.store import CommentStore
-from moderation.webhooks import SIGNATURE_HEADER, verify
+from moderation.core.records import Action, Decision, utc_now
+from moderation.core.webhook_requests import SIGNATURE_HEADER, verify
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.moderator_store import ModeratorStore, Role
 from tests.support.processes import running_worker, wait_for
 from tests.support.receiver import Hang, running_receiver
 from workers.deliveries import NOT_TRIED

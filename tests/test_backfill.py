@@ -15,10 +15,10 @@ from rq import Queue
 from rq.registry import FinishedJobRegistry
 from werkzeug.serving import make_server
 
-from moderation.cli import main
-from moderation.queue import SCORING_QUEUE
-from moderation.records import Action, Decision, utc_now
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, utc_now
+from moderation.ops.cli import main
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORING_QUEUE
 from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
 
 SECRET_TEXT = "my private remark about the mayor"

@@ -8,8 +8,8 @@ import pytest
 from rq import Queue
 from rq.registry import FinishedJobRegistry
 
-from moderation.queue import SCORING_QUEUE
-from moderation.store import CommentStore
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORING_QUEUE
 from tests.support.processes import running_worker, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import requests
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
+from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
 from tests.support.browser import needs_chromium, served
 from tests.support.held import comment_body, store_hold
 from tests.support.processes import running_worker

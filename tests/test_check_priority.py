@@ -16,15 +16,15 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from moderation.keyspace import KEYS
-from moderation.queue import ScoringEnqueuer, is_check_job, scoring_queue
-from moderation.records import Submission
-from moderation.settings import Settings
-from moderation.store import CommentStore
+from moderation.core.records import Submission
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import ScoringEnqueuer, is_check_job, scoring_queue
 from tests.support.tiny_detoxify import TinyDetoxify
-from workers import runtime as worker_runtime
+from workers.scoring import runtime as worker_runtime
 from workers.scoring.toxicity import DetoxifyScorer
-from workers.worker import ScoringWorker, worker_name
+from workers.scoring.worker import ScoringWorker, worker_name
 
 PASS_SIZE = 2
 BATCH_SIZE = 12
@@ -78,7 +78,7 @@ def test_a_check_arriving_mid_batch_is_decided_before_the_next_pass(
     started = worker_runtime.start_runtime(worker_settings)
     store, enqueue = CommentStore(redis_client), ScoringEnqueuer(redis_client, worker_settings)
 
-    def queue_check() -> None:  # what moderation.checks.check_now does
+    def queue_check() -> None:  # what moderation.actions.immediate_checks.check_now does
         check = Submission(id=CHECK_ID, content="a question someone is waiting on")
         store.accept("news", check, enqueue.ahead, keep_text=False, is_check=True)
 

@@ -9,12 +9,12 @@ import pytest
 import redis
 from flask import Flask
 
-from moderation.checks import CHECK_ID_PREFIX, check_now
-from moderation.keyspace import KEYS
-from moderation.queue import delivery_queue, scoring_queue
-from moderation.records import Action, Submission
-from moderation.sites import SiteStore
-from moderation.store import CommentStore
+from moderation.actions.immediate_checks import CHECK_ID_PREFIX, check_now
+from moderation.core.records import Action, Submission
+from moderation.core.redis_keys import KEYS
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import delivery_queue, scoring_queue
+from moderation.storage.site_store import SiteStore
 from tests.support.processes import running_worker, wait_for
 
 SPAM = Submission(

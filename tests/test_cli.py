@@ -16,10 +16,10 @@ import redis
 import requests
 from click.testing import CliRunner
 
-from moderation.cli import main
-from moderation.devserver import EmbeddedRedis, choose_port, choose_redis, without_passwords
-from moderation.settings import Settings
-from moderation.sites import SiteStore
+from moderation.core.settings import Settings
+from moderation.ops.cli import main
+from moderation.ops.devserver import EmbeddedRedis, choose_port, choose_redis, without_passwords
+from moderation.storage.site_store import SiteStore
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
 from tests.support.redis_server import free_port
 
@@ -205,7 +205,7 @@ def test_up_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(redis_server, tm
     log = tmp_path / "up.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moderation.cli", "up"],
+            [sys.executable, "-m", "moderation.ops.cli", "up"],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=output,

@@ -18,9 +18,9 @@ from rq import Queue
 from werkzeug.serving import make_server
 
 from moderation.client import ModerationClient, ModerationError
-from moderation.queue import SCORING_QUEUE
-from moderation.sites import SiteCredentials
-from moderation.webhooks import SIGNATURE_HEADER, deliver
+from moderation.core.webhook_requests import SIGNATURE_HEADER, deliver
+from moderation.storage.job_queues import SCORING_QUEUE
+from moderation.storage.site_store import SiteCredentials
 from tests.support.receiver import Reply, running_receiver
 
 

@@ -19,7 +19,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
+from moderation.core.records import Action, Decision
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
 from moderation.protocols.coral import (
     REJECTED,
     SPAM,
@@ -31,10 +33,8 @@ from moderation.protocols.coral import (
     plain_text,
     signed_by_any,
 )
-from moderation.records import Action, Decision
-from moderation.settings import Settings
-from moderation.sites import SiteCredentials
-from moderation.store import SCORING_FAILED
+from moderation.storage.comment_store import SCORING_FAILED
+from moderation.storage.site_store import SiteCredentials
 from tests.support.coral import (
     OLD_SECRET,
     SECRET,

@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
+from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
 from tests.support.browser import VIEWPORT, HostSite, ModeratorApi, needs_chromium, served
 from tests.support.held import comment_body
 from tests.support.processes import running_worker

@@ -16,9 +16,9 @@ from detoxify import Detoxify
 from flask.testing import FlaskClient
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
-from moderation.settings import Settings
-from moderation.sites import SiteStore
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.storage.site_store import SiteStore
 from tests.support.processes import live_workers, moderation_env, moderation_process, wait_for
 from tests.support.recording_model import Recording
 from tests.support.redis_server import RedisServer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis
 
-from moderation.dev_accounts import DEMO_MODERATOR, DEMO_SITE, demo_accounts
-from moderation.moderators import ModeratorStore
-from moderation.settings import Settings
-from moderation.sites import SiteStore
+from moderation.core.settings import Settings
+from moderation.ops.dev_accounts import DEMO_MODERATOR, DEMO_SITE, demo_accounts
+from moderation.storage.moderator_store import ModeratorStore
+from moderation.storage.site_store import SiteStore
 
 
 def test_a_restart_gives_new_secrets_and_the_old_ones_stop_working(

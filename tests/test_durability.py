@@ -18,18 +18,18 @@ import redis
 from flask import Flask
 
 from moderation.app import create_app
-from moderation.durability import (
+from moderation.core.records import Submission
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings, SettingsError, from_env
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.durability import (
     Durability,
     DurabilityUnavailable,
     NotDurable,
     online_replicas,
 )
-from moderation.keyspace import KEYS
-from moderation.moderators import ModeratorStore, Role
-from moderation.records import Submission
-from moderation.settings import Settings, SettingsError, from_env
-from moderation.sites import SiteStore
-from moderation.store import CommentStore
+from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.site_store import SiteStore
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.held import log_in, page_token, store_hold
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
@@ -82,7 +82,7 @@ def test_the_setting_is_read_and_a_bad_value_is_refused_by_name():
 def start_worker(url: str, mode: str) -> subprocess.CompletedProcess[str]:
     env = moderation_env(url, {"MODERATION_DURABILITY": mode})
     return subprocess.run(
-        [sys.executable, "-m", "moderation.cli", "worker", "--burst"],
+        [sys.executable, "-m", "moderation.ops.cli", "worker", "--burst"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,

@@ -10,8 +10,8 @@ import redis
 import requests
 from rq import Queue
 
-from moderation.queue import SCORE_COMMENT_JOB, SCORING_QUEUE, scoring_queue
-from moderation.store import CommentStore
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORE_COMMENT_JOB, SCORING_QUEUE, scoring_queue
 from tests.support.processes import (
     live_workers,
     moderation_env,

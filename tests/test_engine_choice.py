@@ -19,16 +19,15 @@ import torch
 from detoxify import Detoxify
 from flask.testing import FlaskClient
 
-from moderation import engine_choices
-from moderation.engine_choices import KEEP_SECONDS, EngineChoices, signature_digest
-from moderation.keyspace import KEYS
-from moderation.records import Submission
-from moderation.settings import Settings
-from moderation.store import CommentStore
+from moderation.core.records import Submission
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.storage import engine_choices
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.engine_choices import KEEP_SECONDS, EngineChoices, signature_digest
 from tests.support.processes import running_worker, wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.tiny_detoxify import CLEAN_EXAMPLE, TOXIC_EXAMPLE, TinyDetoxify
-from workers.runtime import CALIBRATION_SAMPLE, engine_request
 from workers.scoring import calibration
 from workers.scoring.calibration import (
     CALIBRATION_COMMENTS,
@@ -37,6 +36,7 @@ from workers.scoring.calibration import (
     select_engine,
 )
 from workers.scoring.engines import Candidate, Engine, model_checksum
+from workers.scoring.runtime import CALIBRATION_SAMPLE, engine_request
 from workers.scoring.torch_engine import TorchEngine
 from workers.scoring.toxicity import (
     DetoxifyScorer,

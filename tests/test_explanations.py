@@ -3,9 +3,9 @@ review page highlights), and the quotes go with the text when it is erased."""
 
 from __future__ import annotations
 
-from moderation.records import Action, Decision, Submission, quoted_reasons, utc_now
-from moderation.store import CommentStore
-from moderation.web.cards import content_parts
+from moderation.core.records import Action, Decision, Submission, quoted_reasons, utc_now
+from moderation.http.web.cards import content_parts
+from moderation.storage.comment_store import CommentStore
 from workers.learning.explain import Explanation
 from workers.scoring.pipeline import explained_reasons
 

@@ -24,11 +24,11 @@ import pytest
 import redis
 from hypothesis import strategies as st
 
-from moderation.keyspace import KEYS
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
 from moderation.protocols.akismet import DEBUG_HEADER, THANKS
 from moderation.protocols.perspective import ATTRIBUTE_LABELS
-from moderation.settings import Settings
-from moderation.sites import SiteCredentials
+from moderation.storage.site_store import SiteCredentials
 from tests.support.hostile import (
     BOUNDED,
     SCALE,

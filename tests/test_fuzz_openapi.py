@@ -24,11 +24,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from moderation import webhooks
 from moderation.app import create_app
-from moderation.deliveries import DeliveryLog
-from moderation.moderators import ModeratorStore, Role
-from moderation.settings import Settings
+from moderation.core import webhook_requests
+from moderation.core.settings import Settings
+from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.webhook_outbox import DeliveryLog
 from tests.support.held import comment_body, store_hold
 from tests.support.hostile import BOUNDED, SCALE, without_rate_limits
 
@@ -89,7 +89,7 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture(autouse=True)
 def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Callback URLs with generated host names resolve to one public address, offline."""
-    real = webhooks._resolve
+    real = webhook_requests._resolve
 
     def resolve(host: str, port: int) -> list[Any]:
         try:
@@ -98,7 +98,7 @@ def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
             return [ipaddress.ip_address("93.184.215.14")]
         return real(host, port)
 
-    monkeypatch.setattr(webhooks, "_resolve", resolve)
+    monkeypatch.setattr(webhook_requests, "_resolve", resolve)
 
 
 @pytest.fixture

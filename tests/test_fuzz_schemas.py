@@ -24,11 +24,10 @@ import pytest
 from hypothesis import strategies as st
 from rq import Queue
 
-from moderation import webhooks
-from moderation.keyspace import KEYS
-from moderation.moderators import ModeratorStore, Role
-from moderation.queue import SCORING_QUEUE
-from moderation.schemas import (
+from moderation.core import webhook_requests
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.http.schemas import (
     BatchSchema,
     BulkReviewSchema,
     CommentSubmissionSchema,
@@ -38,7 +37,8 @@ from moderation.schemas import (
     SiteSettingsSchema,
     WaitQuerySchema,
 )
-from moderation.settings import Settings
+from moderation.storage.job_queues import SCORING_QUEUE
+from moderation.storage.moderator_store import ModeratorStore, Role
 from tests.support.held import store_hold
 from tests.support.hostile import (
     BOUNDED,
@@ -319,7 +319,7 @@ def test_the_other_json_endpoints_answer_any_field_with_anything(
 ):
     # PUT /v1/site resolves callback host names: keep that offline and deterministic.
     public = [ipaddress.ip_address("93.184.215.14")]
-    monkeypatch.setattr(webhooks, "_resolve", lambda host, port: public)
+    monkeypatch.setattr(webhook_requests, "_resolve", lambda host, port: public)
     client.post("/v1/comments", json={"id": "c-1", "content": "text"}, headers=auth)
     store_hold(redis_client, "news", "c-1")
 

@@ -24,10 +24,10 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
 from moderation.protocols.perspective_discovery import DOCUMENT
-from moderation.settings import Settings
-from moderation.sites import SiteCredentials
+from moderation.storage.site_store import SiteCredentials
 from tests.support.load import served_api
 from tests.support.perspective import ANALYZE, error_reason, google_error
 from tests.support.processes import running_worker

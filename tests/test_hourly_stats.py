@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.hourly_stats import DashboardStats, decision_tallies, hour_of, review_labels
-from moderation.records import Action, Decision, Status, Submission, utc_now
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, Status, Submission, utc_now
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.hourly_stats import DashboardStats, decision_tallies, hour_of, review_labels
 
 HOUR = 3600.0
 

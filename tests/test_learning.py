@@ -17,9 +17,9 @@ import redis
 import requests
 from perspective import PerspectiveAPI
 
-from moderation.labels import LabelStore
-from moderation.moderators import ModeratorStore, Role
-from moderation.sites import SiteCredentials
+from moderation.storage.label_store import LabelStore
+from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.site_store import SiteCredentials
 from tests.support.load import served_api
 from tests.support.processes import PROJECT_ROOT, moderation_env, running_worker, wait_for
 from tests.support.prometheus import sample
@@ -238,7 +238,7 @@ def test_a_poisoned_batch_is_not_promoted_and_rollback_restores(
 
     command = ["models", "rollback", "--site", "news", "--kind", "spam"]
     rollback = subprocess.run(
-        [sys.executable, "-m", "moderation.cli", *command],
+        [sys.executable, "-m", "moderation.ops.cli", *command],
         env=moderation_env(news.redis_url),
         cwd=PROJECT_ROOT,
         capture_output=True,

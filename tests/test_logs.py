@@ -1,4 +1,4 @@
-"""moderation.logs: JSON lines, request ids from the API into RQ jobs, redaction."""
+"""moderation.core.logs: JSON lines, request ids from the API into RQ jobs, redaction."""
 
 from __future__ import annotations
 
@@ -15,20 +15,20 @@ from flask import Flask
 from rq import Queue
 from rq.job import Job
 
-from moderation.logs import (
+from moderation.core.logs import (
     NOISY_LOGGERS,
     REQUEST_ID_HEADER,
     ContextFilter,
     JsonFormatter,
     RedactingFilter,
     configure_logging,
-    init_request_ids,
     job_meta,
     new_request_id,
     redact,
     request_id_var,
     valid_request_id,
 )
+from moderation.http.request_ids import init_request_ids
 from tests.support import logjob
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -518,7 +518,7 @@ def test_libraries_routine_lines_are_debug_and_warnings_stay() -> None:
 def test_gunicorns_lines_come_out_as_the_process_logs_them() -> None:
     from gunicorn.config import Config
 
-    from moderation.server import ProcessLogging
+    from moderation.ops.server import ProcessLogging
 
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from moderation.moderators import ModeratorStore, Role
-from moderation.records import Action, Decision, utc_now
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, utc_now
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.moderator_store import ModeratorStore, Role
 from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
 from tests.support.prometheus import sample
 from tests.support.redis_server import free_port

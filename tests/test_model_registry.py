@@ -8,8 +8,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from moderation.cli import main
-from moderation.model_registry import KEEP_VERSIONS, ModelRegistry, UnknownVersionError
+from moderation.ops.cli import main
+from moderation.storage.model_registry import KEEP_VERSIONS, ModelRegistry, UnknownVersionError
 from tests.support.processes import moderation_env
 
 

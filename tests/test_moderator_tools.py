@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from moderation.keyspace import KEYS
-from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
+from moderation.core.redis_keys import KEYS
+from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
 from tests.support.processes import running_worker, wait_for
 from tests.support.receiver import running_receiver
 

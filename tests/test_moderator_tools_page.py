@@ -20,8 +20,8 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Locator, Page, expect
 
-from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
-from moderation.web.cards import PolicyWords, content_parts
+from moderation.http.web.cards import PolicyWords, content_parts
+from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
 from tests.support.browser import HostSite, ModeratorApi, needs_chromium, served
 from tests.support.held import log_in as form_log_in
 from tests.support.held import page_token

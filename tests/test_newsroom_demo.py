@@ -23,8 +23,8 @@ import redis
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from moderation import keys, webhooks
-from moderation.sites import SiteStore
+from moderation.core import credentials, webhook_requests
+from moderation.storage.site_store import SiteStore
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.browser import VIEWPORT, needs_chromium
 from tests.support.processes import PROJECT_ROOT, moderation_env, wait_for
@@ -76,7 +76,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     log = directory / "up.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moderation.cli", "up", "--demo"],
+            [sys.executable, "-m", "moderation.ops.cli", "up", "--demo"],
             env=env,
             cwd=directory,  # ./var/ (the newsroom's database) goes there
             stdin=subprocess.PIPE,
@@ -118,7 +118,7 @@ def test_make_demo_prints_the_three_lines_last_and_again_on_enter(demo: Demo) ->
 
     # Human-readable lines, and none of RQ's or gunicorn's routine ones.
     start = printed[: printed.index("demo article:")]
-    assert "INFO workers.runtime: toxicity model ready: lite" in start
+    assert "INFO workers.scoring.runtime: toxicity model ready: lite" in start
     assert not [line for line in start.splitlines() if line.startswith("{")]
     for routine in ("cleaning registries", "subscribing to channel", "Booting worker"):
         assert routine not in printed
@@ -209,7 +209,7 @@ def test_the_newsroom_refuses_a_webhook_it_cannot_verify(demo: Demo) -> None:
         }
     ).encode()
     hook = f"{demo.newsroom_url}/hooks/moderation"
-    for headers in ({}, {"X-Moderation-Signature": webhooks.sign("not-the-secret", body)}):
+    for headers in ({}, {"X-Moderation-Signature": webhook_requests.sign("not-the-secret", body)}):
         answer = requests.post(hook, data=body, headers=headers, timeout=10)
         assert answer.status_code == 400
 
@@ -218,7 +218,7 @@ def webhook_secret(demo: Demo) -> str:
     """The demo site's webhook secret, derived as the service does (up prints no such line)."""
     with redis.Redis.from_url(demo.redis_url) as connection:
         site = SiteStore(connection, TEST_SECRET_KEY).get("demo")
-    return keys.webhook_secret(TEST_SECRET_KEY, "demo", site.webhook_nonce)
+    return credentials.webhook_secret(TEST_SECRET_KEY, "demo", site.webhook_nonce)
 
 
 def test_the_newsroom_applies_the_newest_decision_and_ignores_a_stale_one(demo: Demo) -> None:
@@ -248,7 +248,7 @@ def test_the_newsroom_applies_the_newest_decision_and_ignores_a_stale_one(demo: 
         answer = requests.post(
             f"{demo.newsroom_url}/hooks/moderation",
             data=body,
-            headers={"X-Moderation-Signature": webhooks.sign(secret, body)},
+            headers={"X-Moderation-Signature": webhook_requests.sign(secret, body)},
             timeout=10,
         )
         assert answer.status_code == 204

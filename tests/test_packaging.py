@@ -27,7 +27,7 @@ import click
 import pytest
 import yaml
 
-from moderation.settings import (
+from moderation.core.settings import (
     DURABILITY_MODES,
     ENVIRONMENT_VARIABLES,
     TOXICITY_VARIANTS,
@@ -236,7 +236,7 @@ def test_redis_is_durable_and_never_evicts(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     options = redis_options(redis)
     assert options["--appendonly"] == "yes"
-    # `disk` refuses anything else (moderation/durability.py): under `everysec` WAITAOF can
+    # `disk` refuses anything else (moderation/storage/durability.py): under `everysec` WAITAOF can
     # answer before the fsync (redis/redis#13793; Valkey 9.1.2 does, see tests/faults).
     assert options["--appendfsync"] == "always"
     assert options["--maxmemory-policy"] == "noeviction"
@@ -382,7 +382,7 @@ def test_runtime_listens_on_all_interfaces_and_runs_the_cli(runtime: list[Instru
     (command,) = [json.loads(i.arguments) for i in runtime if i.keyword == "CMD"]
     assert (entrypoint, command) == (["moderation"], ["serve"])
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["moderation"] == "moderation.cli:main"
+    assert scripts["moderation"] == "moderation.ops.cli:main"
 
 
 def test_detoxify_variant_is_baked_in_at_build_time(

@@ -23,14 +23,14 @@ from flask.testing import FlaskClient
 from perspective import PerspectiveAPI
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
+from moderation.core.redis_keys import KEYS
+from moderation.core.sentences import sentence_spans
+from moderation.core.settings import Settings
 from moderation.protocols.perspective import (
     model_support,
     scored_languages,
 )
-from moderation.sentences import sentence_spans
-from moderation.settings import Settings
-from moderation.sites import SiteCredentials
+from moderation.storage.site_store import SiteCredentials
 from tests.support.load import served_api
 from tests.support.perspective import ANALYZE, SUGGEST, google_error
 from tests.support.processes import running_worker

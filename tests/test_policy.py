@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from moderation.policy import (
+from moderation.core.records import Action, Standing
+from moderation.core.rules import (
     BANNED_AUTHOR_REASON,
     ReasonKind,
     Signals,
@@ -10,8 +11,7 @@ from moderation.policy import (
     reason_kind,
     reported_reason,
 )
-from moderation.records import Action, Standing
-from moderation.settings import PolicySettings
+from moderation.core.settings import PolicySettings
 
 CLEAN = {"toxicity": 0.02, "insult": 0.01, "spam": 0.05}
 

@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from moderation.app import create_app
-from moderation.keys import digest
-from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
-from moderation.settings import Settings, SettingsError, from_env
+from moderation.core.credentials import digest
+from moderation.core.settings import Settings, SettingsError, from_env
+from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
 from tests.support.coral import SECRET, headers_for, moderation_request, serialised
 from tests.support.held import log_in
 from tests.support.perspective import google_error

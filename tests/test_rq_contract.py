@@ -46,8 +46,9 @@ from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now as rq_now
 from rq.worker import BaseWorker, WorkerStatus
 
-from moderation.operations import queue_status
-from moderation.queue import (
+from moderation.core.settings import Settings
+from moderation.ops.queue_status import queue_status
+from moderation.storage.job_queues import (
     RETRAIN_TIMEOUT,
     RETRY_INTERVALS,
     SCORING_RESULT_TTL,
@@ -59,22 +60,21 @@ from moderation.queue import (
     live_scoring_workers,
     scoring_queue,
 )
-from moderation.settings import Settings
 from tests.support.processes import wait_for
 from workers.deliveries import DeliveryWorker, attempt_number
 from workers.outages import RidesOutOutages
-from workers.sweeper import WAITING
-from workers.worker import ScoringWorker
+from workers.scoring.sweeper import WAITING
+from workers.scoring.worker import ScoringWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The code that depends on RQ, for the assertion messages.
-WORKER = "workers/worker.py"
+WORKER = "workers/scoring/worker.py"
 DELIVERIES = "workers/deliveries.py"
 OUTAGES = "workers/outages.py"
-SWEEPER = "workers/sweeper.py"
-QUEUE = "moderation/queue.py"
-OPERATIONS = "moderation/operations.py"
+SWEEPER = "workers/scoring/sweeper.py"
+QUEUE = "moderation/storage/job_queues.py"
+OPERATIONS = "moderation/ops/queue_status.py"
 
 #: Job functions of this file, by dotted path (RQ imports them as it would a worker's).
 ADD = f"{__name__}.add"
@@ -207,7 +207,7 @@ IMPORTS = [
     ("rq", "Queue", f"{WORKER}, {DELIVERIES}, {SWEEPER}, {QUEUE}"),
     ("rq", "SimpleWorker", f"{WORKER} ScoringWorker, {DELIVERIES} DeliveryWorker"),
     ("rq", "Worker", f"{QUEUE} live_scoring_workers, {OPERATIONS} queue_status"),
-    ("rq", "get_current_job", f"{DELIVERIES} attempt_number, moderation/logs.py"),
+    ("rq", "get_current_job", f"{DELIVERIES} attempt_number, moderation/core/logs.py"),
     ("rq", "Callback", f"{QUEUE} ScoringEnqueuer._enqueue (on_failure)"),
     ("rq", "Retry", f"{QUEUE} ScoringEnqueuer._enqueue, DeliveryEnqueuer"),
     ("rq.exceptions", "StopRequested", f"{WORKER}, {DELIVERIES}, {OUTAGES}"),
@@ -240,12 +240,13 @@ def test_the_job_and_worker_states_the_workers_name_exist() -> None:
     for status in ("QUEUED", "SCHEDULED", "DEFERRED", "STARTED", "FINISHED", "FAILED"):
         assert hasattr(JobStatus, status), rq_failure(
             f"JobStatus.{status} is gone",
-            "workers/sweeper.py WAITING, needs_new_job",
+            "workers/scoring/sweeper.py WAITING, needs_new_job",
         )
     for state in ("IDLE", "BUSY"):
         assert hasattr(WorkerStatus, state), rq_failure(
             f"WorkerStatus.{state} is gone",
-            "workers/worker.py ScoringWorker.execute_job (IDLE); RQ's warm shutdown (BUSY) that "
+            "workers/scoring/worker.py ScoringWorker.execute_job (IDLE); "
+            "RQ's warm shutdown (BUSY) that "
             "workers/outages.py wait_for_redis relies on",
         )
 
@@ -559,7 +560,8 @@ def test_the_methods_the_workers_call_take_the_arguments_they_pass(
 def test_the_death_penalty_is_built_with_job_id_as_perform_job_does() -> None:
     """RQ builds `death_penalty_class(timeout, JobTimeoutException, job_id=...)`: the class
     the delivery worker sets must accept it, and so must the default one, which
-    workers/worker.py ScoringWorker.prescore_pass builds as `(timeout, JobTimeoutException)`."""
+    workers/scoring/worker.py ScoringWorker.prescore_pass builds as `(timeout,
+    JobTimeoutException)`."""
     source = inspect.getsource(BaseWorker.perform_job)
     assert "self.death_penalty_class(" in source, rq_failure(
         "perform_job no longer builds the job timeout from self.death_penalty_class",
@@ -569,7 +571,7 @@ def test_the_death_penalty_is_built_with_job_id_as_perform_job_does() -> None:
         kinds = {p.kind for p in inspect.signature(penalty.__init__).parameters.values()}
         assert inspect.Parameter.VAR_KEYWORD in kinds, rq_failure(
             f"{penalty.__name__} no longer takes **kwargs (RQ passes job_id=)",
-            "workers/deliveries.py DeliveryWorker, workers/worker.py prescore_pass",
+            "workers/deliveries.py DeliveryWorker, workers/scoring/worker.py prescore_pass",
         )
 
 
@@ -619,7 +621,10 @@ def test_a_real_simple_worker_has_the_attributes_the_workers_use(
 def test_enqueue_call_on_a_multi_pipeline_writes_nothing_until_it_executes(
     redis_client: redis.Redis, settings: Settings
 ) -> None:
-    used_by = f"moderation/store.py accept, requeue with {QUEUE} ScoringEnqueuer (one MULTI/EXEC)"
+    used_by = (
+        f"moderation/storage/comment_store.py accept, requeue with {QUEUE} ScoringEnqueuer "
+        "(one MULTI/EXEC)"
+    )
     enqueue = ScoringEnqueuer(redis_client, settings)
     queue = scoring_queue(redis_client)
     earlier = queue.enqueue_call(ADD, args=(1, 1))
@@ -633,7 +638,7 @@ def test_enqueue_call_on_a_multi_pipeline_writes_nothing_until_it_executes(
         pipe.execute()
     assert queue.get_job_ids() == [job_id, earlier.id], rq_failure(
         "enqueue_call(pipeline=p, at_front=True) did not put the job first once p executed",
-        "moderation/queue.py ScoringEnqueuer.ahead, to_language(at_front=...)",
+        "moderation/storage/job_queues.py ScoringEnqueuer.ahead, to_language(at_front=...)",
     )
     job = Job.fetch(job_id, connection=redis_client)
     retries = settings.job_retries
@@ -673,7 +678,10 @@ def test_enqueue_options_are_rq_options_not_job_arguments(
 ) -> None:
     """`Queue.enqueue(f, **options)` takes RQ's options out of `options`; one RQ no longer
     knows would silently become a keyword argument of the job function."""
-    used_by = "moderation/queue.py LearningEnqueuer.__call__ (job_timeout, at_front, meta...)"
+    used_by = (
+        "moderation/storage/job_queues.py LearningEnqueuer.__call__ "
+        "(job_timeout, at_front, meta...)"
+    )
     learning = LearningEnqueuer(redis_client, settings)
     queue = scoring_queue(redis_client)
     assert learning("news") and learning("forum", delay=60)
@@ -692,12 +700,12 @@ def test_enqueue_options_are_rq_options_not_job_arguments(
     job = queue.enqueue_call(ADD, args=(1, 2), meta=meta)
     assert Job.fetch(job.id, connection=redis_client).meta == meta, rq_failure(
         "enqueue_call(meta=...) is not the fetched job's `meta`",
-        "moderation/logs.py _job_request_id (request ids in the workers' logs)",
+        "moderation/core/logs.py _job_request_id (request ids in the workers' logs)",
     )
     job_id = DeliveryEnqueuer(redis_client, settings)(None, "news", "c-1")
     assert delivery_queue(redis_client).get_job_ids() == [job_id], rq_failure(
         "enqueue_call(pipeline=None) does not enqueue at once",
-        "moderation/queue.py DeliveryEnqueuer.__call__",
+        "moderation/storage/job_queues.py DeliveryEnqueuer.__call__",
     )
 
 
@@ -707,7 +715,10 @@ def test_enqueue_options_are_rq_options_not_job_arguments(
 def test_dequeue_any_moves_atomically_only_from_a_single_queue(
     redis_client: redis.Redis,
 ) -> None:
-    used_by = "workers/worker.py (one queue at a time), workers/sweeper.py taken_but_not_started"
+    used_by = (
+        "workers/scoring/worker.py (one queue at a time), "
+        "workers/scoring/sweeper.py taken_but_not_started"
+    )
     one = Queue(unique("contract-one"), connection=redis_client)
     other = Queue(unique("contract-other"), connection=redis_client)
     job = one.enqueue_call(ADD, args=(1, 2))
@@ -720,14 +731,15 @@ def test_dequeue_any_moves_atomically_only_from_a_single_queue(
     found = Queue.dequeue_any([other, one], None, connection=redis_client)
     assert found is not None and found[0].id == job.id
     assert Queue.dequeue_any([one], None, connection=redis_client) is None, rq_failure(
-        "dequeue_any(queues, None) waits on an empty queue", "workers/worker.py take_waiting"
+        "dequeue_any(queues, None) waits on an empty queue",
+        "workers/scoring/worker.py take_waiting",
     )
 
 
 def test_rq_dequeues_from_the_ordered_queues_the_scoring_worker_narrows(
     redis_client: redis.Redis,
 ) -> None:
-    used_by = "workers/worker.py ScoringWorker.dequeue_job_and_maintain_ttl"
+    used_by = "workers/scoring/worker.py ScoringWorker.dequeue_job_and_maintain_ttl"
     french = Queue(language_queue_name("fr"), connection=redis_client)
     shared = scoring_queue(redis_client)
     worker = ScoringWorker([french, shared], connection=redis_client, name=unique("scoring"))
@@ -766,7 +778,7 @@ def test_rq_dequeues_from_the_ordered_queues_the_scoring_worker_narrows(
 
 
 def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
-    used_by = "workers/worker.py ScoringWorker.execute_job, start_batch, mark_started"
+    used_by = "workers/scoring/worker.py ScoringWorker.execute_job, start_batch, mark_started"
     french = Queue(language_queue_name("fr"), connection=redis_client)
     shared = scoring_queue(redis_client)
     worker = ScoringWorker([french, shared], connection=redis_client, name=unique("scoring"))
@@ -780,7 +792,7 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
         assert [job.id for job, _ in batch] == [job.id for job in jobs]
         assert redis_client.llen(shared.intermediate_queue_key) == 3, rq_failure(
             "a one-queue dequeue no longer parks the job in `intermediate_queue_key`",
-            "workers/worker.py mark_started, workers/sweeper.py is_taken",
+            "workers/scoring/worker.py mark_started, workers/scoring/sweeper.py is_taken",
         )
         executions = worker.mark_started(batch)
         # A worker of several queues takes its jobs off the intermediate list itself (RQ's
@@ -793,11 +805,11 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
             )
             assert fetched.started_at is not None, rq_failure(
                 "prepare_for_execution no longer records started_at",
-                "workers/worker.py mark_started, workers/sweeper.py overdue",
+                "workers/scoring/worker.py mark_started, workers/scoring/sweeper.py overdue",
             )
             assert fetched.worker_name == worker.name, rq_failure(
                 "the job hash field `worker_name` is no longer Job.worker_name",
-                "workers/worker.py mark_started, workers/sweeper.py needs_new_job",
+                "workers/scoring/worker.py mark_started, workers/scoring/sweeper.py needs_new_job",
             )
         assert all(isinstance(each, Execution) for each in executions), rq_failure(
             "Execution.create no longer returns an rq.executions.Execution", used_by
@@ -827,7 +839,7 @@ def test_the_scoring_workers_batch_steps(redis_client: redis.Redis) -> None:
 
 def test_a_pass_of_jobs_finished_together(redis_client: redis.Redis) -> None:
     """What `finish_together` writes leaves each job as RQ's own `perform_job` leaves it."""
-    used_by = "workers/worker.py ScoringWorker.perform_pass, finish_together"
+    used_by = "workers/scoring/worker.py ScoringWorker.perform_pass, finish_together"
     shared = scoring_queue(redis_client)
     worker = ScoringWorker([shared], connection=redis_client, name=unique("scoring"))
     maintained(worker)
@@ -894,11 +906,11 @@ def test_a_job_performed_in_a_delivery_thread(redis_client: redis.Redis) -> None
         )
         assert job.return_value() == job.id, rq_failure(
             "get_current_job() is not the job inside a job run in a thread",
-            "workers/deliveries.py attempt_number, moderation/logs.py ContextFilter",
+            "workers/deliveries.py attempt_number, moderation/core/logs.py ContextFilter",
         )
         assert redis_client.llen(queue.intermediate_queue_key) == 0, rq_failure(
             "perform_job no longer takes a one-queue worker's job off the intermediate list",
-            "workers/sweeper.py taken_but_not_started",
+            "workers/scoring/sweeper.py taken_but_not_started",
         )
     finally:
         BaseWorker.register_death(worker)
@@ -965,7 +977,7 @@ def test_retries_left_as_the_failure_callback_and_the_job_see_it(
     assert registry.get_job_ids() == [job.id] and queue_status(queue)["failed"] == 1
     registry.requeue(job.id)
     assert queue.get_job_ids() == [job.id], rq_failure(
-        "FailedJobRegistry.requeue no longer puts the job back", "moderation/operations.py"
+        "FailedJobRegistry.requeue no longer puts the job back", "moderation/ops/queue_status.py"
     )
 
 
@@ -973,7 +985,7 @@ def test_retries_left_as_the_failure_callback_and_the_job_see_it(
 
 
 def test_job_lookups_the_sweeper_makes(redis_client: redis.Redis) -> None:
-    used_by = "workers/sweeper.py needs_new_job, withdraw_waiting, is_taken"
+    used_by = "workers/scoring/sweeper.py needs_new_job, withdraw_waiting, is_taken"
     queue = Queue(unique("contract-sweep"), connection=redis_client)
     with pytest.raises(NoSuchJobError):
         Job.fetch("no-such-job", connection=redis_client)
@@ -1003,7 +1015,7 @@ def test_a_warm_shutdown_sets_stop_requested_while_busy_and_raises_when_idle(
     redis_client: redis.Redis,
 ) -> None:
     used_by = (
-        "workers/outages.py wait_for_redis, heartbeat_and_mend; workers/worker.py and "
+        "workers/outages.py wait_for_redis, heartbeat_and_mend; workers/scoring/worker.py and "
         "workers/deliveries.py dequeue_job_and_maintain_ttl"
     )
     queue = Queue(unique("contract-stop"), connection=redis_client)
@@ -1119,7 +1131,7 @@ def test_stop_requested_raised_from_a_dequeue_ends_the_work_loop(
     assert worker.work(burst=True) is False
     assert redis_client.hexists(worker.key, "death"), rq_failure(
         "StopRequested from dequeue_job_and_maintain_ttl no longer ends work() cleanly",
-        "workers/worker.py and workers/deliveries.py dequeue_job_and_maintain_ttl",
+        "workers/scoring/worker.py and workers/deliveries.py dequeue_job_and_maintain_ttl",
     )
 
 
@@ -1198,7 +1210,7 @@ def test_live_scoring_workers_lists_registered_workers(redis_client: redis.Redis
     try:
         assert live_scoring_workers(redis_client) == ["contract-live"], rq_failure(
             "Worker.all(connection=..., queue=...) no longer lists a registered worker",
-            "moderation/queue.py live_scoring_workers (/readyz, languages)",
+            "moderation/storage/job_queues.py live_scoring_workers (/readyz, languages)",
         )
         assert isinstance(StartedJobRegistry(queue=scoring_queue(redis_client)).count, int)
     finally:

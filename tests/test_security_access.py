@@ -30,16 +30,16 @@ from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
-from moderation import moderators as moderators_module
+from moderation.actions.review_service import decode_cursor
 from moderation.app import create_app
-from moderation.coral_secrets import CoralSecretStore
-from moderation.errors import CODES, ApiError
-from moderation.keyspace import KEYS
-from moderation.moderators import ModeratorStore, Role
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.http.errors import CODES, ApiError
 from moderation.protocols.perspective import GOOGLE_STATUS
-from moderation.review import decode_cursor
-from moderation.settings import Settings
-from moderation.sites import SiteStore
+from moderation.storage import moderator_store as moderators_module
+from moderation.storage.coral_secrets import CoralSecretStore
+from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.site_store import SiteStore
 from tests.support.coral import moderation_request, serialised, signature_header
 from tests.support.held import form_token, log_in, page_token, store_hold
 

@@ -29,16 +29,16 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from moderation import keys
-from moderation import moderators as moderators_module
 from moderation.app import create_app
-from moderation.cli import main
-from moderation.keyspace import KEYS
-from moderation.logs import ContextFilter, JsonFormatter
-from moderation.moderators import ModeratorStore, Role
-from moderation.settings import Settings
-from moderation.sites import SiteStore
-from moderation.webhooks import SIGNATURE_HEADER, verify
+from moderation.core import credentials
+from moderation.core.logs import ContextFilter, JsonFormatter
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.core.webhook_requests import SIGNATURE_HEADER, verify
+from moderation.ops.cli import main
+from moderation.storage import moderator_store as moderators_module
+from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.site_store import SiteStore
 from tests.support.held import log_in, page_token
 from tests.support.processes import PROJECT_ROOT, moderation_env
 from tests.support.receiver import running_receiver
@@ -79,7 +79,7 @@ class Secrets:
 
     def add(self, label: str, value: str) -> str:
         self.values[label] = value
-        for prefix in (keys.API_KEY_PREFIX, moderators_module.TOKEN_PREFIX, "whsec_"):
+        for prefix in (credentials.API_KEY_PREFIX, moderators_module.TOKEN_PREFIX, "whsec_"):
             if value.startswith(prefix):  # the random part alone, too
                 self.values[label + " (without prefix)"] = value.removeprefix(prefix)
         return value
@@ -93,7 +93,7 @@ class Secrets:
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
-    """Every record at DEBUG: in caplog, and as the JSON lines moderation.logs writes."""
+    """Every record at DEBUG: in caplog, and as the JSON lines moderation.core.logs writes."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -116,7 +116,7 @@ def cli(env: dict[str, str], *args: str) -> dict[str, str]:
 def run_worker(env: dict[str, str], *extra: str) -> str:
     """`moderation worker --burst` until its queue is empty; its stderr (JSON log lines)."""
     done = subprocess.run(
-        [sys.executable, "-m", "moderation.cli", "worker", "--burst", *extra],
+        [sys.executable, "-m", "moderation.ops.cli", "worker", "--burst", *extra],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -201,7 +201,7 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
         wrong_token = found.add("a made-up token", "mt_" + secrets.token_urlsafe(32))
         wrong_password = found.add("a wrong password", "hunter2-" + secrets.token_hex(8))
 
-        # Host sites: comments one by one and in a batch; bad and rotated-out keys.
+        # Host sites: comments one by one and in a batch; bad and rotated-out credentials.
         as_news, as_blog = bearer(news_key), bearer(blog_key)
         for comment_id in ("c-1", "c-2", "c-3"):
             expect(client.post("/v1/comments", json=comment(comment_id), headers=as_news), 202)
@@ -259,7 +259,7 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
     # webhook, and rotating the API key left it unchanged.
     for site, shown in (("news", news.webhook_secret), ("blog", blog["webhook_secret"])):
         nonce = redis_client.hget(KEYS.site(site), "webhook_nonce").decode()
-        assert keys.webhook_secret(settings.secret_key or "", site, nonce) == shown
+        assert credentials.webhook_secret(settings.secret_key or "", site, nonce) == shown
     by_path = {request.path: request for request in delivered}
     assert verify(
         news.webhook_secret, by_path["/news"].header(SIGNATURE_HEADER), by_path["/news"].body
@@ -268,7 +268,7 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
     # Redis: every key name and every value of every type.
     dump = dump_everything(redis_client)
     assert find_in_dump(dump, PERSONAL["content"]), "the dump should see comment text"
-    assert find_in_dump(dump, keys.digest(news_key)), "keys are stored as digests"
+    assert find_in_dump(dump, credentials.digest(news_key)), "keys are stored as digests"
     assert any(b"ratelimit" in key for key in dump), "the rate limiter keeps its counters here"
     leaks = {
         label: where
@@ -312,18 +312,20 @@ def test_keys_and_tokens_are_checked_with_compare_digest(
     monkeypatch.setattr(hmac, "compare_digest", spy)
     site = SiteStore(redis_client, settings.secret_key).create("news")
     assert SiteStore(redis_client, settings.secret_key).authenticate(site.api_key) == "news"
-    assert compared == [(keys.digest(site.api_key).encode(),) * 2]
+    assert compared == [(credentials.digest(site.api_key).encode(),) * 2]
 
     compared.clear()
     assert site.akismet_key and settings.secret_key
     store = SiteStore(redis_client, settings.secret_key)
     assert store.authenticate_akismet(site.akismet_key.upper()) == "news"
-    assert compared == [(keys.akismet_digest(settings.secret_key, site.akismet_key).encode(),) * 2]
+    assert compared == [
+        (credentials.akismet_digest(settings.secret_key, site.akismet_key).encode(),) * 2
+    ]
 
     compared.clear()
     moderator = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"])
     assert ModeratorStore(redis_client).by_token(moderator.token) is not None
-    assert compared == [(keys.digest(moderator.token).encode(),) * 2]
+    assert compared == [(credentials.digest(moderator.token).encode(),) * 2]
 
 
 def test_passwords_are_checked_with_check_password_hash_even_for_unknown_names(
@@ -379,7 +381,7 @@ def source_files() -> list[Path]:
 def test_no_secret_is_compared_with_eq_in_the_source() -> None:
     """A grep with a parser: every ==, !=, `in` or `not in` in moderation/ and workers/ on a
     name that says token, digest, password, secret, signature, MAC or hash is listed in
-    NOT_SECRET with a reason; secrets are compared with hmac.compare_digest (keys.py,
+    NOT_SECRET with a reason; secrets are compared with hmac.compare_digest (credentials.py,
     webhooks.verify) or werkzeug's check_password_hash (moderators.py)."""
     suspicious = []
     for path in source_files():
@@ -397,7 +399,7 @@ def test_no_secret_is_compared_with_eq_in_the_source() -> None:
 
 
 def test_the_digest_is_sha256_of_the_whole_key() -> None:
-    key = keys.new_api_key()
-    assert keys.digest(key) == hashlib.sha256(key.encode()).hexdigest()
-    assert keys.digests_match(keys.digest(key), key)
-    assert not keys.digests_match(keys.digest(key), key[:-1])
+    key = credentials.new_api_key()
+    assert credentials.digest(key) == hashlib.sha256(key.encode()).hexdigest()
+    assert credentials.digests_match(credentials.digest(key), key)
+    assert not credentials.digests_match(credentials.digest(key), key[:-1])

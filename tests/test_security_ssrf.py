@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 from flask.testing import FlaskClient
 
-from moderation import webhooks
-from moderation.webhooks import UnsafeDestinationError, check_destination, deliver
+from moderation.core import webhook_requests
+from moderation.core.webhook_requests import UnsafeDestinationError, check_destination, deliver
 from tests.support.receiver import redirect, running_receiver
 
 # (URL, the kind of address it reaches): refused by default, admitted with allow_private.
@@ -170,8 +170,8 @@ def receiver_counts_as_public(monkeypatch: pytest.MonkeyPatch, dns: Resolver) ->
     """`hooks.test` is the loopback receiver, and 127.0.0.1 alone counts as a public address,
     so a delivery with private callbacks *refused* can reach it and be redirected."""
     dns.answers["hooks.test"] = ["127.0.0.1"]
-    real: Callable = webhooks._classify
-    monkeypatch.setattr(webhooks, "_classify", lambda a: None if a == STAND_IN else real(a))
+    real: Callable = webhook_requests._classify
+    monkeypatch.setattr(webhook_requests, "_classify", lambda a: None if a == STAND_IN else real(a))
 
 
 @pytest.mark.parametrize(

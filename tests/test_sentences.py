@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moderation.sentences import clause_spans, pieces, sentence_spans
+from moderation.core.sentences import clause_spans, pieces, sentence_spans
 from workers.scoring.spans import MAX_PIECES, toxicity_spans
 from workers.scoring.toxicity import LiteScorer
 

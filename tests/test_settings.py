@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from moderation import settings as settings_module
-from moderation.cli import main
-from moderation.settings import DEFAULT_HOLD_THRESHOLDS, SettingsError, from_env
+from moderation.core import settings as settings_module
+from moderation.core.settings import DEFAULT_HOLD_THRESHOLDS, SettingsError, from_env
+from moderation.ops.cli import main
 
 
 def test_defaults():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import expit as sigmoid
 
-from moderation.labels import Label, LabelKind
+from moderation.storage.label_store import Label, LabelKind
 from tests.support.site_labels import SITE_ABUSE, SITE_BANTER, SITE_HAM, SITE_SPAM
 from workers.learning.site_models import EVEN_ODDS_SCORE, toxicity_inputs
 from workers.learning.training import SpamTask, ToxicityTask, _held_out, train

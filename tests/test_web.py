@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 from werkzeug.http import parse_date
 
 from moderation.app import create_app
-from moderation.moderators import ModeratorCredentials, ModeratorStore, Role
-from moderation.policies import PolicyStore
-from moderation.settings import Settings
-from moderation.web import SESSION_LIFETIME
+from moderation.core.settings import Settings
+from moderation.http.web import SESSION_LIFETIME
+from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
+from moderation.storage.policy_store import PolicyStore
 from tests.support.held import comment_body, form_token, hold, log_in, page_token, store_hold
 
 SECURITY_HEADERS = {

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from moderation import webhooks
-from moderation.webhooks import (
+from moderation.core import webhook_requests
+from moderation.core.webhook_requests import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
     DestinationLookupError,
@@ -230,7 +230,7 @@ def test_unresolvable_host_is_a_lookup_error(fake_dns: FakeDNS):
 # --- delivery --------------------------------------------------------------------------------
 
 
-def deliver_local(url: str, **kwargs) -> webhooks.DeliveryResult:
+def deliver_local(url: str, **kwargs) -> webhook_requests.DeliveryResult:
     kwargs.setdefault("allow_private", True)
     kwargs.setdefault("timeout", 5.0)
     return deliver(url, BODY, SECRET, **kwargs)
@@ -341,8 +341,8 @@ def test_plain_and_reused_sessions_work():
     with running_receiver() as rx:
         plain = requests.Session()
         assert deliver_local(rx.url, session=plain).ok
-        assert isinstance(plain.get_adapter(rx.url), webhooks.PinnedAdapter)
-        with webhooks.webhook_session() as session:
+        assert isinstance(plain.get_adapter(rx.url), webhook_requests.PinnedAdapter)
+        with webhook_requests.webhook_session() as session:
             assert deliver_local(rx.url, session=session).ok
             assert deliver_local(rx.url, session=session).ok
         assert len(rx.wait_for_requests(3)) == 3
@@ -475,7 +475,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certifica
 
 @pytest.fixture
 def trusting_session(certificates: Certificates) -> Iterator[requests.Session]:
-    with webhooks.webhook_session() as session:
+    with webhook_requests.webhook_session() as session:
         session.verify = str(certificates.ca)
         yield session
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from moderation.wordlists import WordList, compile_words, normalise
+from moderation.core.wordlists import WordList, compile_words, normalise
 
 ENTRIES = (
     "idiot",

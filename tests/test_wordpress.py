@@ -20,7 +20,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from moderation.labels import LabelStore
+from moderation.storage.label_store import LabelStore
 from tests.support.load import served_api
 from tests.support.mariadb import MariaDB
 from tests.support.processes import PROJECT_ROOT, moderation_env, running_worker, wait_for
@@ -89,7 +89,7 @@ def admin(browser: Browser, wordpress: WordPressSite) -> Iterator[Page]:
 def create_site(redis_server: RedisServer, name: str) -> dict[str, str]:
     """`moderation sites create NAME --json`, as the integration's README tells operators."""
     done = subprocess.run(
-        [sys.executable, "-m", "moderation.cli", "sites", "create", name, "--json"],
+        [sys.executable, "-m", "moderation.ops.cli", "sites", "create", name, "--json"],
         env=moderation_env(redis_server.url),
         cwd=PROJECT_ROOT,
         capture_output=True,

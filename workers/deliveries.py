@@ -22,13 +22,13 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 
-from moderation import keys
-from moderation.connections import connect
-from moderation.deliveries import UnresponsiveReceivers
-from moderation.queue import delivery_queue
-from moderation.services import Services, build_services
-from moderation.settings import Settings, from_env
-from moderation.webhooks import DeliveryResult, deliver, webhook_session
+from moderation.actions.services import Services, build_services
+from moderation.core import credentials
+from moderation.core.redis_connections import connect
+from moderation.core.settings import Settings, from_env
+from moderation.core.webhook_requests import DeliveryResult, deliver, webhook_session
+from moderation.storage.job_queues import delivery_queue
+from moderation.storage.webhook_outbox import UnresponsiveReceivers
 from workers.outages import RidesOutOutages, stop_signals_to_the_main_thread
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def deliver_webhook(site: str, comment_id: str) -> dict[str, Any]:
         return {"outcome": "nothing_to_deliver"}
     if not context.settings.secret_key:
         raise DeliveryFailed("MODERATION_SECRET_KEY is not set: webhooks cannot be signed")
-    secret = keys.webhook_secret(context.settings.secret_key, site, found.webhook_nonce)
+    secret = credentials.webhook_secret(context.settings.secret_key, site, found.webhook_nonce)
     body = webhook_body(site, comment.record(quote_text=False))
     result = attempt_delivery(url, body, secret, context.settings)
     unsafe = result.error is not None and result.error.startswith("unsafe destination")
@@ -200,7 +200,7 @@ class DeliveryWorker(RidesOutOutages, SimpleWorker):
 
 def run_delivery_worker(settings: Settings, *, burst: bool = False) -> bool:
     """Work the delivery queue until stopped (SIGTERM finishes the deliveries in flight)."""
-    from workers.worker import worker_name
+    from workers.scoring.worker import worker_name
 
     unresponsive_receivers()  # built before any thread needs it
     connection = connect(settings.redis_url, socket_timeout=None)

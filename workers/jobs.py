@@ -12,15 +12,15 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from moderation import policy
-from moderation.authors import AuthorRecord
-from moderation.policy import Signals
-from moderation.records import Action, Comment, Decision, Status, utc_now
-from moderation.settings import PolicySettings
-from moderation.store import SCORING_FAILED, CommentStore, DecideRequest
-from workers.languages import LanguageRoute, Placement
-from workers.runtime import Prepared, WorkerRuntime, current_runtime, runtime_started
+from moderation.core import rules
+from moderation.core.records import Action, Comment, Decision, Status, utc_now
+from moderation.core.rules import Signals
+from moderation.core.settings import PolicySettings
+from moderation.storage.author_store import AuthorRecord
+from moderation.storage.comment_store import SCORING_FAILED, CommentStore, DecideRequest
+from workers.scoring.language_routing import LanguageRoute, Placement
 from workers.scoring.pipeline import Scored, Scorers, explained_reasons, score_comments
+from workers.scoring.runtime import Prepared, WorkerRuntime, current_runtime, runtime_started
 from workers.scoring.spam_signals import text_fingerprint
 from workers.scoring.spans import Spans, toxicity_spans
 
@@ -142,7 +142,7 @@ def toxicity_labels_held_for(decision: Decision) -> list[str]:
     return [
         reason.split(" ", 1)[0]
         for reason in decision.reasons
-        if policy.reason_kind(reason) is policy.ReasonKind.TOXICITY
+        if rules.reason_kind(reason) is rules.ReasonKind.TOXICITY
     ]
 
 
@@ -173,7 +173,7 @@ def auto_decision(
     rules = prepared.rules or runtime.policies.get(comment.site)
     scored = prepared.scored or score_batch(runtime, [comment])[0]
     signals = policy_signals(runtime, comment, rules, scored.signals, route, prepared.author)
-    verdict = policy.decide(scored.scores, signals, rules)
+    verdict = rules.decide(scored.scores, signals, rules)
     reasons, highlights = explained_reasons(verdict.reasons, scored.explain)
     decision = Decision(
         action=verdict.action,

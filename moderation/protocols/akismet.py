@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import marshmallow as ma
 
-from moderation import keys
-from moderation.errors import flatten_fields
-from moderation.records import Submission
-from moderation.schemas import CommentSubmissionSchema
-from moderation.settings import PolicySettings
+from moderation.core import credentials
+from moderation.core.records import Submission
+from moderation.core.settings import PolicySettings
+from moderation.http.errors import flatten_fields
+from moderation.http.schemas import CommentSubmissionSchema
 
 THANKS = "Thanks for making the web a better place."
 DEBUG_HEADER = "X-akismet-debug-help"
@@ -91,7 +91,7 @@ def host_key(host: str) -> str | None:
     label, dot, rest = name.partition(".")
     if not dot or not rest:
         return None
-    if keys.is_akismet_key(label) or label.lower().startswith(keys.API_KEY_PREFIX):
+    if credentials.is_akismet_key(label) or label.lower().startswith(credentials.API_KEY_PREFIX):
         return label
     return None
 

@@ -17,9 +17,9 @@ import redis
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from moderation.checks import check_now
-from moderation.errors import storage_refusal
-from moderation.labels import LabelKind
+from moderation.actions.immediate_checks import check_now
+from moderation.http.app_services import services
+from moderation.http.errors import storage_refusal
 from moderation.protocols import akismet
 from moderation.protocols.akismet import (
     ACCOUNT_KEY_FIELDS,
@@ -36,8 +36,8 @@ from moderation.protocols.akismet import (
     verdict,
 )
 from moderation.protocols.akismet_usage import AkismetUsage, month_of
-from moderation.services import services
-from moderation.store import SCORING_FAILED
+from moderation.storage.comment_store import SCORING_FAILED
+from moderation.storage.label_store import LabelKind
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Response])

@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from moderation.keyspace import KEYS
+from moderation.core.redis_keys import KEYS
 from moderation.protocols.akismet import COUNT_FIELDS, Counts
 
 MONTHS_KEPT_SECONDS = 400 * 86_400

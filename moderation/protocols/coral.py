@@ -52,11 +52,11 @@ from typing import Any
 
 import marshmallow as ma
 
-from moderation.errors import flatten_fields
-from moderation.policy import ReasonKind, reason_kind
-from moderation.records import Action, Decision, Submission
-from moderation.schemas import CommentSubmissionSchema
-from moderation.store import SCORING_FAILED
+from moderation.core.records import Action, Decision, Submission
+from moderation.core.rules import ReasonKind, reason_kind
+from moderation.http.errors import flatten_fields
+from moderation.http.schemas import CommentSubmissionSchema
+from moderation.storage.comment_store import SCORING_FAILED
 
 SIGNATURE_HEADER = "X-Coral-Signature"
 SIGNATURE_PREFIX = "sha256="
@@ -267,7 +267,7 @@ def has_text(request: ModerationRequest) -> bool:
 
 # --- the answer ----------------------------------------------------------------------------
 
-#: Coral's flag for each kind of reason (`moderation.policy.reason_kind`): spam scores, the
+#: Coral's flag for each kind of reason (`moderation.core.rules.reason_kind`): spam scores, the
 #: honeypot and too many links are spam; toxicity scores (the site's learned one included),
 #: banned and suspect words and an unread language are toxic; premoderation is neither.
 FLAG_OF_KIND = {

@@ -15,8 +15,9 @@ import logging
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from moderation.checks import check_now
-from moderation.errors import ApiError
+from moderation.actions.immediate_checks import check_now
+from moderation.http.app_services import services
+from moderation.http.errors import ApiError
 from moderation.protocols.coral import (
     SIGNATURE_HEADER,
     Answer,
@@ -26,8 +27,7 @@ from moderation.protocols.coral import (
     parse_request,
     signed_by_any,
 )
-from moderation.services import services
-from moderation.sites import valid_site_name
+from moderation.storage.site_store import valid_site_name
 
 log = logging.getLogger(__name__)
 

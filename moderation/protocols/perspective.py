@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from moderation.labels import LabelKind
-from moderation.languages import normalise_language_tag
-from moderation.records import UNDETERMINED_LANGUAGE
-from moderation.worker_languages import languages_read
+from moderation.core.language_detection import normalise_language_tag
+from moderation.core.records import UNDETERMINED_LANGUAGE
+from moderation.storage.label_store import LabelKind
+from moderation.storage.worker_languages import languages_read
 
 #: Perspective attribute -> the toxicity model's label.
 ATTRIBUTE_LABELS: dict[str, str] = {

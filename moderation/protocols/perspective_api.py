@@ -10,9 +10,12 @@ from typing import Any
 
 from flask import Response, g, jsonify, request
 
-from moderation.api import Blueprint
-from moderation.api.ops import live_worker_names
-from moderation.checks import check_many
+from moderation.actions.immediate_checks import check_many
+from moderation.core.records import UNDETERMINED_LANGUAGE, Comment, Submission
+from moderation.core.sentences import sentence_spans
+from moderation.http.api import Blueprint
+from moderation.http.api.health import live_worker_names
+from moderation.http.app_services import services
 from moderation.protocols.perspective import (
     AnalyzeRequest,
     ModelSupport,
@@ -28,10 +31,7 @@ from moderation.protocols.perspective import (
     scored_languages,
     suggested_label,
 )
-from moderation.records import UNDETERMINED_LANGUAGE, Comment, Submission
-from moderation.sentences import sentence_spans
-from moderation.services import services
-from moderation.store import WorkerModels
+from moderation.storage.comment_store import WorkerModels
 
 blp = Blueprint(
     "perspective",

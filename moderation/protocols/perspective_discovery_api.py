@@ -1,6 +1,6 @@
 """`GET /$discovery/rest?version=v1alpha1`: Perspective's discovery document, so that Google's
 own client (`discovery.build("commentanalyzer", "v1alpha1", discoveryServiceUrl=...)`) can be
-built against this service. No key needed; never rate limited (`moderation.ratelimit`): it is
+built against this service. No key needed; never rate limited (`moderation.http.rate_limits`): it is
 a document held in memory, cheaper to send than a rate-limit count in Redis would be.
 
 `rootUrl` is MODERATION_PUBLIC_URL when set, else the request's own scheme and Host (behind
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from moderation.http.app_services import services
 from moderation.protocols.perspective import PerspectiveError
 from moderation.protocols.perspective_api import answer_error
 from moderation.protocols.perspective_discovery import (
@@ -21,7 +22,6 @@ from moderation.protocols.perspective_discovery import (
     request_root_url,
     version_not_found,
 )
-from moderation.services import services
 
 blp = Blueprint("perspective-discovery", __name__)
 blp.register_error_handler(PerspectiveError, answer_error)

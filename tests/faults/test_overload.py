@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from rq.registry import StartedJobRegistry
 
 from moderation.app import create_app
-from moderation.keyspace import KEYS
-from moderation.queue import SCORING_QUEUE, SCORING_RESULT_TTL
-from moderation.records import Comment, Status, Submission, utc_now
-from moderation.settings import Settings
-from moderation.store import CommentStore
+from moderation.core.records import Comment, Status, Submission, utc_now
+from moderation.core.redis_keys import KEYS
+from moderation.core.settings import Settings
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORING_QUEUE, SCORING_RESULT_TTL
 from tests.support.load import automatic_decision_counts
 from tests.support.processes import running_worker, wait_for
 

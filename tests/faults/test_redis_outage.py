@@ -14,8 +14,8 @@ import redis
 import requests
 from rq.job import Job
 
-from moderation.sites import SiteStore
-from moderation.store import CommentStore
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.site_store import SiteStore
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.load import served_api
 from tests.support.processes import running_worker, wait_for

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from moderation.keyspace import KEYS
-from moderation.queue import ScoringEnqueuer, scoring_queue
-from moderation.store import CommentStore
+from moderation.core.redis_keys import KEYS
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import ScoringEnqueuer, scoring_queue
 from tests.support.load import (
     Answer,
     CommentLoad,
@@ -25,8 +25,8 @@ from tests.support.load import (
     outage_under_load,
 )
 from tests.support.redis_server import RedisServer, valkey_server
-from workers import sweeper
-from workers.sweeper import is_taken, needs_new_job, sweep
+from workers.scoring import sweeper
+from workers.scoring.sweeper import is_taken, needs_new_job, sweep
 
 
 def test_a_job_taken_off_the_queue_but_never_started_gets_a_new_one(

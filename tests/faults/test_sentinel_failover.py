@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from moderation.connections import connect
+from moderation.core.redis_connections import connect
 from tests.support.load import CommentLoad, automatic_decision_counts, outage_under_load
 from tests.support.processes import PROJECT_ROOT, moderation_env
 from tests.support.sentinel import SentinelSet
@@ -38,7 +38,7 @@ def test_a_master_killed_mid_load_loses_no_acknowledged_comment(tmp_path):
             redis_set.master.start()
             # The command line finds the new master through the Sentinels as well.
             status = subprocess.run(
-                [sys.executable, "-m", "moderation.cli", "status", "--json"],
+                [sys.executable, "-m", "moderation.ops.cli", "status", "--json"],
                 env=moderation_env(url),
                 cwd=PROJECT_ROOT,
                 capture_output=True,

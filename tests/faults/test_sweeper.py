@@ -13,13 +13,13 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 
 from moderation.app import create_app
-from moderation.cli import main
-from moderation.keyspace import KEYS
-from moderation.queue import SCORING_QUEUE, ScoringEnqueuer, language_queue_name
-from moderation.store import CommentStore
+from moderation.core.redis_keys import KEYS
+from moderation.ops.cli import main
+from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import SCORING_QUEUE, ScoringEnqueuer, language_queue_name
 from tests.support.load import automatic_decisions
 from tests.support.processes import moderation_env, running_worker, wait_for
-from workers.sweeper import Liveness, is_alive, needs_new_job, sweep
+from workers.scoring.sweeper import Liveness, is_alive, needs_new_job, sweep
 
 
 def submit(client, auth, comment_id: str, content: str = "Hello there") -> None:

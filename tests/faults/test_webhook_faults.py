@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from moderation.deliveries import UnresponsiveReceivers, origin, waiting_webhooks
-from moderation.webhooks import SIGNATURE_HEADER, verify
+from moderation.core.webhook_requests import SIGNATURE_HEADER, verify
+from moderation.storage.webhook_outbox import UnresponsiveReceivers, origin, waiting_webhooks
 from tests.support.processes import running_worker, wait_for
 from tests.support.receiver import Hang, running_receiver
 

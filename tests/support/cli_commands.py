@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from moderation.cli import main
+from moderation.ops.cli import main
 
 
 def resolve(arguments: list[str]) -> click.Command:

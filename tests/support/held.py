@@ -8,8 +8,8 @@ from typing import Any
 import redis
 from flask.testing import FlaskClient
 
-from moderation.records import Action, Decision, utc_now
-from moderation.store import CommentStore
+from moderation.core.records import Action, Decision, utc_now
+from moderation.storage.comment_store import CommentStore
 
 HOLD_REASONS = ["toxicity 0.93 >= 0.80"]
 HOLD_SCORES = {"toxicity": 0.93, "spam": 0.1}

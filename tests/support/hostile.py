@@ -17,7 +17,7 @@ import hypothesis
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
-from moderation.settings import Settings
+from moderation.core.settings import Settings
 
 #: `FUZZ_SCALE=20 pytest tests/test_fuzz_schemas.py -o timeout=0` runs 20 times the examples.
 SCALE = int(os.environ.get("FUZZ_SCALE", "1"))

@@ -20,8 +20,8 @@ from types import TracebackType
 import redis
 import requests
 
-from moderation.keyspace import KEYS
-from moderation.sites import SiteStore
+from moderation.core.redis_keys import KEYS
+from moderation.storage.site_store import SiteStore
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
 from tests.support.redis_server import free_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from moderation.logs import job_meta
+from moderation.core.logs import job_meta
 
 log = logging.getLogger(__name__)
 

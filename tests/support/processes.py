@@ -13,8 +13,8 @@ from typing import TypeVar
 
 from rq import Worker
 
-from moderation.connections import connect
-from moderation.queue import delivery_queue, scoring_queue
+from moderation.core.redis_connections import connect
+from moderation.storage.job_queues import delivery_queue, scoring_queue
 
 T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def moderation_process(
     """Run `moderation ARGS` in the background; SIGTERM it (then kill) when the block ends."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moderation.cli", *args],
+            [sys.executable, "-m", "moderation.ops.cli", *args],
             env=dict(env),
             cwd=PROJECT_ROOT,
             stdout=log,

@@ -1,6 +1,7 @@
 """The learning job: retrain a site's models from its labels.
 
-Queued by `moderation.queue.LearningEnqueuer` whenever a label arrives (and by the workers'
+Queued by `moderation.storage.job_queues.LearningEnqueuer` whenever a label arrives (and by the
+workers'
 maintenance for sites whose labels changed since their last training, which covers labels
 erased and jobs lost). It runs in a scoring worker, which holds the base models that training
 needs: one site at a time (a lock in Redis), over the site's newest labels.
@@ -16,13 +17,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from moderation.labels import Label, LabelKind, LabelScores, TrainingLock
-from moderation.model_registry import SPAM, TOXICITY
-from moderation.queue import RETRAIN_TIMEOUT
+from moderation.storage.job_queues import RETRAIN_TIMEOUT
+from moderation.storage.label_store import Label, LabelKind, LabelScores, TrainingLock
+from moderation.storage.model_registry import SPAM, TOXICITY
 from workers.learning.linear import LinearModel
 from workers.learning.site_models import SiteModels
 from workers.learning.training import Outcome, SpamTask, ToxicityTask, train
-from workers.runtime import WorkerRuntime, current_runtime
+from workers.scoring.runtime import WorkerRuntime, current_runtime
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from moderation.model_registry import SPAM, TOXICITY, ModelRegistry
+from moderation.storage.model_registry import SPAM, TOXICITY, ModelRegistry
 from workers.learning.linear import LinearModel, ModelFileError
 from workers.learning.site_models import SiteModels
 

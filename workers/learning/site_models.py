@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moderation.records import SITE_MODEL_SEPARATOR
+from moderation.core.records import SITE_MODEL_SEPARATOR
 from workers.learning.features import FeatureSpec
 from workers.learning.linear import LinearModel
 

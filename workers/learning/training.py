@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from moderation.labels import Label, LabelKind
-from moderation.model_registry import SPAM, TOXICITY
+from moderation.storage.label_store import Label, LabelKind
+from moderation.storage.model_registry import SPAM, TOXICITY
 from workers.learning.features import FeatureSpec, Featurizer
 from workers.learning.fitting import balanced_log_loss, fit_logistic, roc_auc
 from workers.learning.linear import LinearModel

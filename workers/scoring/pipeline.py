@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 
 from scipy.special import expit as sigmoid
 
-from moderation.policy import Signals
-from moderation.records import BASE_TOXICITY, ActivityCounts, Comment
+from moderation.core.records import BASE_TOXICITY, ActivityCounts, Comment
+from moderation.core.rules import Signals
 from workers.learning.explain import Explanation, top_phrases
 from workers.learning.linear import LinearModel
 from workers.learning.site_models import SiteModels, toxicity_inputs

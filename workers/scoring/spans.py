@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from moderation.sentences import pieces
+from moderation.core.sentences import pieces
 from workers.scoring.toxicity import ToxicityScorer
 
 #: label -> [begin, end, score] of each piece of the text

@@ -155,7 +155,7 @@ class ModelLoadError(RuntimeError):
 
 class ChoiceKeeper(Protocol):
     """Keeps the engine measured best for a signature, measured by one process at a time
-    (`moderation.engine_choices.EngineChoices` keeps it in Redis for every worker)."""
+    (`moderation.storage.engine_choices.EngineChoices` keeps it in Redis for every worker)."""
 
     def once(
         self, signature: Mapping[str, Any], measure: Callable[[], Mapping[str, Any]]
