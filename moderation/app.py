@@ -88,7 +88,14 @@ def create_app(settings: Settings) -> Flask:
             csrf.exempt(blueprint)
     csrf.exempt(akismet_api.blp)  # form posts with the site's key as `api_key`, no cookies either
     csrf.exempt(coral_api.blp)  # signed by Coral's secret, no cookies either
-    rate_limits.init_app(app, settings, app.extensions["moderation"])
+    # Akismet's and Perspective's endpoints share the host sites' limit, counted and refused
+    # as each protocol says.
+    rate_limits.init_app(
+        app,
+        settings,
+        app.extensions["moderation"],
+        protocols=(akismet_api.RATE_LIMITS, perspective_api.RATE_LIMITS),
+    )
     if settings.proxy_hops:
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

@@ -14,6 +14,8 @@ from moderation.app import create_app
 from moderation.core.settings import Settings
 from moderation.storage.site_store import SiteCredentials, SiteStore
 from tests.support.browser import browser, page  # noqa: F401  (the page tests' fixtures)
+from tests.support.held import worker_is_done
+from tests.support.processes import running_worker, wait_for
 from tests.support.redis_server import RedisServer, lost_page_cache_library
 from tests.support.tiny_detoxify import TinyDetoxify, build_tiny_detoxify
 
@@ -89,3 +91,29 @@ def site(make_site: Callable[[str], SiteCredentials]) -> SiteCredentials:
 def auth(site: SiteCredentials) -> dict[str, str]:
     """Headers that authenticate as the `news` site."""
     return {"Authorization": f"Bearer {site.api_key}"}
+
+
+@pytest.fixture(scope="module")
+def module_worker(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """One real `moderation worker` for all the tests of a module that use `scoring_worker`
+    (it takes seconds to start). Each test empties Redis first; the worker registers again by
+    itself and decides whatever is queued next. Yields its log file."""
+    log = tmp_path_factory.mktemp("scoring-worker") / "worker.log"
+    with running_worker(redis_server.url, log):
+        yield log
+
+
+@pytest.fixture
+def scoring_worker(module_worker: Path, redis_client: redis.Redis) -> Iterator[Path]:
+    """The module's real worker, for one test (tests.support.held.hold waits for its holds).
+    Afterwards waits until it has finished everything the test gave it, so nothing it writes
+    lands in the next test's emptied Redis."""
+    yield module_worker
+    wait_for(
+        lambda: worker_is_done(redis_client),
+        timeout=60,
+        interval=0.05,
+        what="the worker to finish the test's comments",
+    )

@@ -12,6 +12,7 @@ from moderation.core.redis_keys import KEYS
 from moderation.storage.comment_store import CommentStore
 from moderation.storage.job_queues import SCORING_QUEUE
 from moderation.storage.label_store import LabelStore
+from tests.support.held import store_hold
 from tests.support.processes import running_worker
 
 
@@ -89,9 +90,8 @@ def held(client, redis_client, auth, comment_id: str) -> None:
         "author": {"id": "u-1", "name": "Ann", "email": "ann@example.org", "ip": "203.0.113.7"},
         "context": {"permalink": "https://news.example/p/1"},
     }
-    client.post("/v1/comments", json=body, headers=auth)
-    decision = Decision(Action.HOLD, ["spam 0.9 >= 0.70"], {"spam": 0.9}, {}, "auto", utc_now())
-    CommentStore(redis_client).decide("news", comment_id, decision)
+    assert client.post("/v1/comments", json=body, headers=auth).status_code == 202
+    store_hold(redis_client, "news", comment_id, scores={"toxicity": 0.02, "spam": 0.9})
 
 
 def test_delete_erases_text_and_personal_data_but_keeps_the_decision(client, auth, redis_client):

@@ -166,6 +166,56 @@ def test_wait_out_of_range_is_422(client, auth, wait):
     assert "wait" in error_of(response)["fields"]
 
 
+def test_wait_above_10_is_accepted_up_to_a_higher_max_wait(settings, auth, redis_client):
+    """MODERATION_MAX_WAIT above the contract's 10 raises `?wait=`'s bound to it, read at
+    request time; past it, the contract's 422 names `wait`."""
+    from moderation.app import create_app
+
+    app = create_app(settings.with_overrides(max_wait_seconds=30.0))
+    client = app.test_client()
+    try:
+        decider = threading.Thread(
+            target=decide_when_someone_waits, args=(redis_client, "news", "w-1")
+        )
+        decider.start()
+        response = submit(client, auth, {"id": "w-1", "content": "hello"}, query="?wait=25")
+        decider.join()
+        assert response.status_code == 200, response.data
+        assert response.get_json()["status"] == "approved"
+        assert client.get("/v1/comments/w-1?wait=30", headers=auth).status_code == 200
+
+        for refused in (
+            client.get("/v1/comments/w-1?wait=30.5", headers=auth),
+            submit(client, auth, {"id": "w-2", "content": "x"}, query="?wait=31"),
+        ):
+            assert refused.status_code == 422
+            error = error_of(refused)
+            assert error["code"] == "validation_failed"
+            assert error["message"] == "Invalid fields: wait."
+            assert list(error["fields"]) == ["wait"]
+            assert "30.0" in error["fields"]["wait"][0]
+        assert CommentStore(redis_client).get("news", "w-2") is None
+    finally:
+        app.extensions["moderation"].redis.close()
+
+
+def test_a_max_wait_below_10_shortens_the_hold_instead_of_refusing(settings, auth):
+    """The contract accepts 0 <= wait <= 10 whatever MODERATION_MAX_WAIT says."""
+    from moderation.app import create_app
+
+    app = create_app(settings.with_overrides(max_wait_seconds=0.2))
+    client = app.test_client()
+    try:
+        started = time.monotonic()
+        response = submit(client, auth, {"id": "c-1", "content": "hello"}, query="?wait=10")
+        assert response.status_code == 202 and response.get_json()["status"] == "pending"
+        assert time.monotonic() - started < 5
+        refused = submit(client, auth, {"id": "c-2", "content": "x"}, query="?wait=10.5")
+        assert refused.status_code == 422
+    finally:
+        app.extensions["moderation"].redis.close()
+
+
 def test_unknown_route_and_wrong_method_answer_in_the_error_format(client, auth):
     assert error_of(client.get("/v1/nothing-here", headers=auth))["code"] == "not_found"
     response = client.delete("/healthz")
@@ -330,19 +380,24 @@ def test_wait_gives_up_after_its_deadline_with_the_pending_record(client, auth):
 # --- Redis unavailable -----------------------------------------------------------------------
 
 
-def test_redis_down_is_503_with_retry_after_and_recovers(tmp_path, settings, make_site):
+def test_redis_down_is_503_with_retry_after_and_nothing_is_left_behind(tmp_path, settings):
+    """A submission while Redis is down gets a 503 with Retry-After and leaves neither a
+    record nor a job. Redis keeps its data across the restart (append-only file, fsync on
+    every write), so whatever the API had stored would still be there afterwards: the
+    comment accepted before the outage is."""
     from moderation.app import create_app
+    from moderation.storage.site_store import SiteStore
     from tests.support.redis_server import RedisServer
 
-    server = RedisServer(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis", appendonly=True, appendfsync="always")
     server.start()
     try:
         own = settings.with_overrides(redis_url=server.url)
-        from moderation.storage.site_store import SiteStore
-
-        key = SiteStore(redis.Redis.from_url(server.url), own.secret_key).create("news").api_key
+        with redis.Redis.from_url(server.url) as connection:
+            key = SiteStore(connection, own.secret_key).create("news").api_key
         headers = {"Authorization": f"Bearer {key}"}
-        client = create_app(own).test_client()
+        app = create_app(own)
+        client = app.test_client()
         assert submit(client, headers, {"id": "before", "content": "x"}).status_code == 202
 
         server.stop()
@@ -353,11 +408,23 @@ def test_redis_down_is_503_with_retry_after_and_recovers(tmp_path, settings, mak
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
 
-        server.start()  # same port, empty: nothing was stored while it was down
-        connection = redis.Redis.from_url(server.url)
-        assert connection.keys(KEYS.comment("news", "during")) == []
-        key = SiteStore(connection, own.secret_key).create("news").api_key
-        headers = {"Authorization": f"Bearer {key}"}
-        assert submit(client, headers, {"id": "after", "content": "x"}).status_code == 202
+        server.start()  # the same port and the same data
+        with redis.Redis.from_url(server.url) as connection:
+            store = CommentStore(connection)
+            assert store.get("news", "before") is not None, "Redis lost its data: proves nothing"
+            assert store.get("news", "during") is None
+            assert connection.keys(KEYS.comment("news", "during")) == []
+            assert store.pending_count() == 1
+            queue = Queue(SCORING_QUEUE, connection=connection)
+            assert [job.args for job in queue.get_jobs()] == [("news", "before")]
+
+            # The same client and key carry on; the refused comment can simply be sent again.
+            again = submit(client, headers, {"id": "during", "content": "x"})
+            assert again.status_code == 202 and again.get_json()["status"] == "pending"
+            assert [job.args for job in queue.get_jobs()] == [
+                ("news", "before"),
+                ("news", "during"),
+            ]
+        app.extensions["moderation"].redis.close()
     finally:
         server.stop()

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from moderation.app import create_app
-from moderation.core.records import Action, Decision, utc_now
+from moderation.core.rules import PREMODERATE_REASON
 from moderation.core.webhook_requests import SIGNATURE_HEADER, verify
-from moderation.storage.comment_store import CommentStore
 from moderation.storage.moderator_store import ModeratorStore, Role
+from moderation.storage.webhook_outbox import waiting_webhooks
 from tests.support.processes import running_worker, wait_for
 from tests.support.receiver import Hang, running_receiver
 from workers.deliveries import NOT_TRIED
@@ -98,10 +98,18 @@ def test_a_slow_receiver_does_not_slow_scoring(client, auth, workers):
 
 def test_moderator_decisions_are_posted_and_can_be_redelivered(client, auth, redis_client, workers):
     token = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"]).token
+    # The site premoderates: the scoring worker holds every comment, whatever its scores.
+    policy = client.put("/v1/policy", json={"premoderate": True}, headers=auth)
+    assert policy.status_code == 200, policy.get_json()
     with running_receiver() as receiver:
-        client.post("/v1/comments", json={"id": "c-1", "content": "x"}, headers=auth)
-        decision = Decision(Action.HOLD, ["spam 0.9 >= 0.70"], {"spam": 0.9}, {}, "auto", utc_now())
-        assert CommentStore(redis_client).decide("news", "c-1", decision).stored
+        response = client.post(
+            "/v1/comments?wait=10", json={"id": "c-1", "content": "Nice read."}, headers=auth
+        )
+        held = response.get_json()
+        assert (response.status_code, held["status"]) == (200, "held"), held
+        assert held["decision"]["reasons"] == [PREMODERATE_REASON]
+        # The hold was announced to no one (no callback yet): its webhook is off the outbox.
+        wait_for(lambda: waiting_webhooks(redis_client) == 0, what="the hold's outbox entry")
         set_callback(client, auth, receiver.url)
         review = client.post(
             "/v1/review/news/c-1",

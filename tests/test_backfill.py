@@ -281,3 +281,46 @@ def test_http_mode_goes_through_the_batch_endpoint(
     assert entries["h-2"]["status"] == "invalid"
     assert entries["h-2"]["line"] == 2
     assert CommentStore(redis_client).get("news", "h-1") is not None
+
+
+#: Lines whose outcome the batch endpoint decides: a callback URL it keeps, a "store": false it
+#: refuses (a batch has nobody waiting on the decision), a callback URL it refuses.
+ACCEPTED_AS_THE_API_DOES = [
+    {"id": "k-1", "content": "Send my decision there.", "callback_url": "https://r.example/hook"},
+    {"id": "k-2", "content": SECRET_TEXT, "store": False},
+    {"id": "k-3", "content": "A callback that is no URL.", "callback_url": "not a url"},
+]
+
+
+@pytest.mark.parametrize("mode", ["direct", "http"])
+def test_each_line_is_accepted_or_refused_as_the_batch_endpoint_does(
+    mode, redis_server, redis_client, client, site, auth, request, tmp_path
+):
+    source = write_jsonl(tmp_path / "archive.jsonl", ACCEPTED_AS_THE_API_DOES)
+    if mode == "direct":
+        target = ("--site", "news")
+    else:
+        target = ("--api-url", request.getfixturevalue("served_api"), "--api-key", site.api_key)
+
+    result = run_backfill(redis_server.url, str(source), *target, "--wait-timeout=0")
+
+    assert result.exit_code == 0, result.output
+    assert "3 records: 1 accepted, 0 duplicates, 2 invalid" in result.output
+    store = CommentStore(redis_client)
+    assert store.get("news", "k-1").submission.callback_url == "https://r.example/hook"
+    assert store.get("news", "k-2") is None
+    assert store.get("news", "k-3") is None
+    invalid = {
+        e["line"]: e for e in read_output(tmp_path / "archive.decisions.jsonl") if "line" in e
+    }
+    assert set(invalid) == {2, 3}
+    # The API answers the same lines (under other ids) with the same errors.
+    same_lines = [{**c, "id": "api-" + c["id"]} for c in ACCEPTED_AS_THE_API_DOES]
+    answer = client.post("/v1/comments/batch", json={"comments": same_lines}, headers=auth)
+    api_results = answer.get_json()["results"]
+    assert [r["status"] for r in api_results] == ["accepted", "invalid", "invalid"]
+    assert invalid[2]["error"] == api_results[1]["error"]
+    assert invalid[2]["error"]["fields"].keys() == {"store"}
+    assert invalid[3]["error"] == api_results[2]["error"]
+    assert invalid[3]["error"]["fields"].keys() == {"callback_url"}
+    assert SECRET_TEXT not in (tmp_path / "archive.decisions.jsonl").read_text()

@@ -10,20 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import redis
 import requests
 from flask import Flask
 from playwright.sync_api import Page, expect
 
 from moderation.storage.moderator_store import ModeratorCredentials, ModeratorStore, Role
 from tests.support.browser import needs_chromium, served
-from tests.support.held import comment_body, store_hold
-from tests.support.processes import running_worker
+from tests.support.held import abusive, comment_body, held_text
+from tests.support.processes import wait_for
 
-EVIL = "<script>window.pwned=1</script><b>bold</b>"
+EVIL = abusive("<script>window.pwned=1</script><b>bold</b>")
 
 pytestmark = needs_chromium
 expect.set_options(timeout=15_000)
@@ -36,18 +34,25 @@ class Live:
     url: str
     api_key: str
     moderator: ModeratorCredentials
-    redis_client: redis.Redis
 
-    def hold(self, comment_id: str, content: str | None = None) -> None:
-        """Submit a comment through the HTTP API, then hold it as a worker would."""
+    def hold(self, comment_id: str, content: str | None = None) -> dict:
+        """Submit a comment through the HTTP API (by default `held_text`: abuse) and wait
+        until the real worker holds it; returns its record."""
+        text = content if content is not None else held_text(comment_id)
         response = requests.post(
-            f"{self.url}/v1/comments",
-            json=comment_body(comment_id, content),
+            f"{self.url}/v1/comments?wait=10",
+            json=comment_body(comment_id, text),
             headers={"Authorization": f"Bearer {self.api_key}"},
-            timeout=10,
+            timeout=30,
         )
-        assert response.status_code == 202, response.text
-        store_hold(self.redis_client, "news", comment_id)
+        assert response.status_code in (200, 202), response.text
+        record = wait_for(
+            lambda: (found := self.record(comment_id))["status"] != "pending" and found,
+            timeout=60,
+            what=f"a decision on {comment_id}",
+        )
+        assert record["status"] == "held", record
+        return record
 
     def record(self, comment_id: str) -> dict:
         response = requests.get(
@@ -69,13 +74,14 @@ class Live:
 
 
 @pytest.fixture
-def live(app: Flask, make_site, redis_client) -> Iterator[Live]:
-    """The app served for real over HTTP, with a `news` site and its moderator ann."""
+def live(app: Flask, make_site, redis_client, scoring_worker) -> Iterator[Live]:
+    """The app served for real over HTTP, with a `news` site and its moderator ann, and a
+    real worker deciding the comments."""
     app.config["MODERATE_POLL_SECONDS"] = 0.5
     api_key = make_site("news").api_key
     ann = ModeratorStore(redis_client).create("ann", Role.MODERATOR, ["news"])
     with served(app) as url:
-        yield Live(url, api_key, ann, redis_client)
+        yield Live(url, api_key, ann)
 
 
 def log_in(page: Page, live: Live) -> None:
@@ -94,8 +100,8 @@ def card(page: Page, comment_id: str):
 
 
 def test_a_moderator_works_the_queue_with_keys_and_clicks(page: Page, live: Live) -> None:
-    live.hold("c-1", "the first held comment")
-    live.hold("c-2", "the second held comment")
+    live.hold("c-1", abusive("the first held comment"))
+    live.hold("c-2", abusive("the second held comment"))
     log_in(page, live)
 
     expect(page.locator(".card")).to_have_count(2)
@@ -126,12 +132,12 @@ def test_a_moderator_works_the_queue_with_keys_and_clicks(page: Page, live: Live
 
 
 def test_new_held_comments_appear_without_a_reload(page: Page, live: Live) -> None:
-    live.hold("c-1", "already waiting")
+    live.hold("c-1", abusive("already waiting"))
     log_in(page, live)
     expect(page.locator(".card")).to_have_count(1)
     page.evaluate("window.sameDocument = true")
 
-    live.hold("c-3", "arrived while the page was open")
+    live.hold("c-3", abusive("arrived while the page was open"))
     expect(card(page, "c-3")).to_contain_text("arrived while the page was open")
     expect(page.locator("#queue-count")).to_have_text("2")
     expect(card(page, "c-1")).to_have_class(re.compile(r"\bis-focused\b"))  # focus undisturbed
@@ -191,20 +197,14 @@ def test_markup_in_comments_is_shown_as_text(page: Page, live: Live) -> None:
     assert page.evaluate("typeof window.pwned") == "undefined"
 
 
-def test_the_words_that_drove_a_learned_score_are_highlighted(
-    page: Page, live: Live, redis_server, tmp_path: Path
-) -> None:
+def test_the_words_that_drove_a_learned_score_are_highlighted(page: Page, live: Live) -> None:
     spam = "Hey guys check out my channel and subscribe <b>now</b> http://bit.ly/x www.y.example"
-    headers = {"Authorization": f"Bearer {live.api_key}"}
-    with running_worker(redis_server.url, tmp_path / "worker.log"):
-        log_in(page, live)
-        body = {"id": "c-1", "content": spam}  # held by a real worker, shown by the script
-        requests.post(f"{live.url}/v1/comments?wait=10", json=body, headers=headers, timeout=30)
-        marks = card(page, "c-1").locator(".content mark.driver")
-        expect(marks.first).to_be_visible()
-        page.reload()  # rendered by the server
-        expect(marks.first).to_be_visible()
-    record = live.record("c-1")
+    log_in(page, live)
+    record = live.hold("c-1", spam)  # held by the real worker, shown by the script
+    marks = card(page, "c-1").locator(".content mark.driver")
+    expect(marks.first).to_be_visible()
+    page.reload()  # rendered by the server
+    expect(marks.first).to_be_visible()
     quoted = [r for r in record["decision"]["reasons"] if r.startswith("spam ")]
     assert quoted and '"' in quoted[0], record["decision"]["reasons"]
     for text in marks.all_text_contents():

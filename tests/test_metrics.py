@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
+import redis
 import requests
 
-from moderation.core.records import Action, Decision, utc_now
-from moderation.storage.comment_store import CommentStore
 from moderation.storage.moderator_store import ModeratorStore, Role
-from tests.support.processes import moderation_env, moderation_process, running_worker, wait_for
+from tests.support.processes import (
+    live_workers,
+    moderation_env,
+    moderation_process,
+    running_worker,
+    wait_for,
+)
 from tests.support.prometheus import sample
 from tests.support.redis_server import free_port
 
@@ -62,42 +67,80 @@ def test_http_totals_add_up_across_gunicorn_processes(served):
         assert count - before == 30
 
 
+def waiting_on_the_queue(connection: redis.Redis) -> int:
+    """Clients blocked in the dequeue a scoring worker waits in (RQ's BLMOVE)."""
+    return sum(1 for c in connection.client_list() if c["cmd"] == "blmove" and "b" in c["flags"])
+
+
+def scored_by(redis_url: str) -> dict[str, int]:
+    """Each live scoring worker's successful jobs (one a comment), from RQ's registration."""
+    return {worker.name: worker.successful_job_count for worker in live_workers(redis_url)}
+
+
 def test_worker_figures_add_up_across_workers(served, site, redis_server, redis_client, tmp_path):
+    """Two workers each decide some of the comments, and the figures add up over both.
+
+    Each comment is submitted once both workers wait on the queue (`?wait=`: the next once
+    this one is decided). Redis hands a pushed job to the client that has waited longest, so
+    the worker that did not take the last comment takes the next: both work, whatever the
+    machine's speed. More comments follow (up to 60) only if one worker has not worked yet."""
     headers = {"Authorization": f"Bearer {site.api_key}"}
+
+    def submit(comment_id: str, content: str) -> dict:
+        wait_for(lambda: waiting_on_the_queue(redis_client) == 2, what="both workers waiting")
+        response = requests.post(
+            f"{served}/v1/comments?wait=10",
+            json={"id": comment_id, "content": content},
+            headers=headers,
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text  # decided within the wait
+        return response.json()
+
     with (
         running_worker(redis_server.url, tmp_path / "w1.log"),
         running_worker(redis_server.url, tmp_path / "w2.log"),
     ):
-        for number in range(20):
-            body = {"id": f"c-{number}", "content": "Thanks for writing this."}
-            requests.post(f"{served}/v1/comments", json=body, headers=headers, timeout=5)
-        wait_for(lambda: CommentStore(redis_client).pending_count() == 0, what="decisions")
+        submitted = 0
+        while submitted < 20 or (
+            min(scored_by(redis_server.url).values(), default=0) == 0 and submitted < 60
+        ):
+            submit(f"c-{submitted}", "Thanks for writing this.")
+            submitted += 1
+        per_worker = scored_by(redis_server.url)
+        # A held comment, rejected by a moderator below: abuse the worker holds for toxicity.
+        held = submit("h", "You are a fucking idiot and everyone here knows it.")
         text = requests.get(f"{served}/metrics", timeout=5).text
         assert sample(text, "moderation_live_workers") == 2
 
-    assert sample(text, "moderation_comments_accepted_total") == 20
-    # the same text twenty times: the later copies are held as repeated spam
+    assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
+    assert sum(per_worker.values()) == submitted  # one job a comment, none run twice
+    assert sample(text, "moderation_comments_accepted_total") == submitted + 1
+    # the same text again and again: the later copies are held as repeated spam
     automatic = [
         sample(text, "moderation_decisions_total", action=action, decider="auto")
         for action in ("approve", "hold")
     ]
-    assert sum(automatic) == 20
+    assert sum(automatic) == submitted + 1
     assert all(count > 0 for count in automatic)
-    assert sample(text, "moderation_scoring_duration_seconds_count", model="lite") == 20
-    assert sample(text, "moderation_scoring_duration_seconds_bucket", le="+Inf", model="lite") == 20
+    scored = submitted + 1
+    assert sample(text, "moderation_scoring_duration_seconds_count", model="lite") == scored
+    assert (
+        sample(text, "moderation_scoring_duration_seconds_bucket", le="+Inf", model="lite")
+        == scored
+    )
     assert sample(text, "moderation_queue_depth") == 0
-    assert sample(text, "moderation_pending_comments") == 0
 
+    assert held["status"] == "held"
+    assert sample(text, "moderation_pending_comments") == 0
     token = ModeratorStore(redis_client).create("ann", Role.ADMIN, []).token
-    held = Decision(Action.HOLD, ["x"], {"toxicity": 0.9, "spam": 0.0}, {}, "auto", utc_now())
-    requests.post(f"{served}/v1/comments", json={"id": "h", "content": "x"}, headers=headers)
-    CommentStore(redis_client).decide("news", "h", held)
-    requests.post(
+    review = requests.post(
         f"{served}/v1/review/news/h",
         json={"action": "reject"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=5,
     )
+    assert review.status_code == 200, review.text
     text = requests.get(f"{served}/metrics", timeout=5).text
     assert sample(text, "moderation_decisions_total", action="reject", decider="moderator") == 1
     assert sample(text, "moderation_pending_comments") == 0

@@ -50,7 +50,6 @@ from moderation.core.settings import Settings
 from moderation.ops.queue_status import queue_status
 from moderation.storage.job_queues import (
     RETRAIN_TIMEOUT,
-    RETRY_INTERVALS,
     SCORING_RESULT_TTL,
     DeliveryEnqueuer,
     LearningEnqueuer,
@@ -560,8 +559,8 @@ def test_the_methods_the_workers_call_take_the_arguments_they_pass(
 def test_the_death_penalty_is_built_with_job_id_as_perform_job_does() -> None:
     """RQ builds `death_penalty_class(timeout, JobTimeoutException, job_id=...)`: the class
     the delivery worker sets must accept it, and so must the default one, which
-    workers/scoring/worker.py ScoringWorker.prescore_pass builds as `(timeout,
-    JobTimeoutException)`."""
+    workers/scoring/worker.py ScoringWorker.prescore_pass builds as
+    `(timeout, JobTimeoutException)`."""
     source = inspect.getsource(BaseWorker.perform_job)
     assert "self.death_penalty_class(" in source, rq_failure(
         "perform_job no longer builds the job timeout from self.death_penalty_class",
@@ -651,8 +650,9 @@ def test_enqueue_call_on_a_multi_pipeline_writes_nothing_until_it_executes(
         f"{WORKER} prescore_pass, {SWEEPER} orphaned, workers/jobs.py scoring_failed",
     )
     assert job.timeout == settings.job_timeout and job.result_ttl == SCORING_RESULT_TTL
-    assert (job.retries_left, job.retry_intervals) == (retries, RETRY_INTERVALS[:retries]), (
-        rq_failure("Retry(max, interval) is kept otherwise", "workers/jobs.py scoring_failed")
+    intervals = list(settings.scoring_retry_intervals[:retries])
+    assert (job.retries_left, job.retry_intervals) == (retries, intervals), rq_failure(
+        "Retry(max, interval) is kept otherwise", "workers/jobs.py scoring_failed"
     )
     assert job.failure_callback is not None, rq_failure(
         "on_failure=Callback('dotted.path') is lost", "workers/jobs.py scoring_failed"

@@ -32,9 +32,10 @@ from werkzeug.test import TestResponse
 
 from moderation.actions.review_service import decode_cursor
 from moderation.app import create_app
+from moderation.core.domain_errors import InvalidRequest
 from moderation.core.redis_keys import KEYS
 from moderation.core.settings import Settings
-from moderation.http.errors import CODES, ApiError
+from moderation.http.errors import CODES, from_domain_error
 from moderation.protocols.perspective import GOOGLE_STATUS
 from moderation.storage import moderator_store as moderators_module
 from moderation.storage.coral_secrets import CoralSecretStore
@@ -807,9 +808,9 @@ def test_a_crafted_queue_cursor_is_a_422_not_a_500(world_factory: Callable[[bool
     response = world.clients["ann"].get(f"/moderate/queue.json?after={nested}")
     assert response.status_code == 422, response.get_data(as_text=True)[:300]
     assert response.get_json()["error"]["fields"] == {"cursor": ["Not a valid cursor."]}
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(InvalidRequest) as refused:
         decode_cursor(nested)
-    assert refused.value.status == 422
+    assert from_domain_error(refused.value).status == 422
 
 
 @pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff\xfe", b'{"action": "approve"'])

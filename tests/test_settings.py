@@ -120,6 +120,43 @@ def test_coral_timeout_is_under_corals_default_and_bounded():
         assert caught.value.variable == "MODERATION_CORAL_TIMEOUT"
 
 
+def test_scoring_retry_intervals_are_read_as_the_webhooks_are():
+    no_key_file = {"MODERATION_SECRET_KEY_FILE": "/nonexistent"}
+    assert from_env(no_key_file).scoring_retry_intervals == (2, 10, 60)
+    raw = " 1, 5,30 ,"
+    settings = from_env({**no_key_file, "MODERATION_SCORING_RETRY_INTERVALS": raw})
+    assert settings.scoring_retry_intervals == (1, 5, 30)
+    webhooks = from_env({**no_key_file, "MODERATION_WEBHOOK_RETRY_INTERVALS": raw})
+    assert webhooks.webhook_retry_intervals == settings.scoring_retry_intervals
+    for bad in ("-1", "2,ten", "1.5"):
+        with pytest.raises(SettingsError) as caught:
+            from_env({**no_key_file, "MODERATION_SCORING_RETRY_INTERVALS": bad})
+        assert caught.value.variable == "MODERATION_SCORING_RETRY_INTERVALS"
+
+
+def test_each_scoring_retry_waits_its_interval_and_the_last_one_repeats():
+    from moderation.storage.job_queues import retry_schedule
+
+    assert retry_schedule(3, (2, 10, 60)) == [2, 10, 60]
+    assert retry_schedule(2, (2, 10, 60)) == [2, 10]
+    assert retry_schedule(5, (1, 7)) == [1, 7, 7, 7, 7]
+    assert retry_schedule(2, ()) == [0, 0]
+    assert retry_schedule(0, (2,)) == []
+
+
+def test_scoring_jobs_are_enqueued_with_the_configured_intervals(settings, redis_client):
+    from rq.job import Job
+
+    from moderation.storage.job_queues import ScoringEnqueuer
+
+    own = settings.with_overrides(job_retries=4, scoring_retry_intervals=(1, 7))
+    with redis_client.pipeline() as pipe:
+        job_id = ScoringEnqueuer(redis_client, own)(pipe, "news", "c-1")
+        pipe.execute()
+    job = Job.fetch(job_id, connection=redis_client)
+    assert (job.retries_left, job.retry_intervals) == (4, [1, 7, 7, 7])
+
+
 def test_the_command_line_stops_with_the_variable_named():
     result = CliRunner().invoke(main, ["sites", "list"], env={"PORT": "eighty"})
     assert result.exit_code != 0

@@ -108,12 +108,15 @@ def attempt_delivery(url: str, body: bytes, secret: str, settings: Settings) -> 
 
 
 def deliver_webhook(site: str, comment_id: str) -> dict[str, Any]:
-    """POST the comment's current record to its callback URL, signed with the site's secret."""
+    """POST the comment's current record to its callback URL, signed with the site's secret.
+    The job runs later, in another process: it reads the comment and its site, once each."""
     context = delivery_services()
     comment = context.comments.get(site, comment_id)
     found = context.sites.get(site)
-    url = context.outbox.callback_url(site, comment_id)
-    if comment is None or found is None or url is None:
+    if comment is None or found is None:
+        return {"outcome": "nothing_to_deliver"}
+    url = context.outbox.callback_url(site, comment_id, comment, found)
+    if url is None:
         return {"outcome": "nothing_to_deliver"}
     if not context.settings.secret_key:
         raise DeliveryFailed("MODERATION_SECRET_KEY is not set: webhooks cannot be signed")

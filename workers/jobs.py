@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import redis
 from rq.job import Job
 
-from moderation.core import rules
-from moderation.core.records import Action, Comment, Decision, Status, utc_now
-from moderation.core.rules import Signals
+from moderation.core.records import Action, ActivityCounts, Comment, Decision, Status, utc_now
+from moderation.core.rules import ReasonKind, Signals, decide, reason_kind
 from moderation.core.settings import PolicySettings
 from moderation.storage.author_store import AuthorRecord
 from moderation.storage.comment_store import SCORING_FAILED, CommentStore, DecideRequest
+from workers.learning.site_models import SiteModels
+from workers.outages import REDIS_DOWN
 from workers.scoring.language_routing import LanguageRoute, Placement
 from workers.scoring.pipeline import Scored, Scorers, explained_reasons, score_comments
 from workers.scoring.runtime import Prepared, WorkerRuntime, current_runtime, runtime_started
@@ -54,15 +56,33 @@ def policy_signals(
     )
 
 
-def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]:
-    """Score several comments with one model pass (their spam counters are recorded too)."""
+def count_activity(runtime: WorkerRuntime, comments: Sequence[Comment]) -> list[ActivityCounts]:
+    """Record the comments in their spam counters and count their neighbours, in one round
+    trip, in the order they were submitted (each counts those before it); in `comments`'
+    order."""
     settings = runtime.settings
-    activity = runtime.store.count_activity_many(
-        [(comment, text_fingerprint(comment.submission.content)) for comment in comments],
+    order = sorted(range(len(comments)), key=lambda i: comments[i].submitted_at)
+    counted = runtime.spam_counters.count_activity_many(
+        [(comments[i], text_fingerprint(comments[i].submission.content)) for i in order],
         duplicate_window=settings.duplicate_window,
         burst_window=settings.burst_window,
     )
-    site_models = runtime.site_models.for_sites(comment.site for comment in comments)
+    activity = dict(zip(order, counted, strict=True))
+    return [activity[i] for i in range(len(comments))]
+
+
+def score_batch(
+    runtime: WorkerRuntime,
+    comments: list[Comment],
+    activity: Sequence[ActivityCounts] | None = None,
+    site_models: Mapping[str, SiteModels] | None = None,
+) -> list[Scored]:
+    """Score several comments with one model pass. Their spam counters (`activity`) and their
+    sites' own models are read (and the counters recorded) now unless given."""
+    if activity is None:
+        activity = count_activity(runtime, comments)
+    if site_models is None:
+        site_models = runtime.site_models.for_sites(comment.site for comment in comments)
     started = time.perf_counter()
     scorers = Scorers(runtime.toxicity, runtime.spam)
     scored = score_comments(scorers, comments, activity, site_models)
@@ -71,32 +91,64 @@ def score_batch(runtime: WorkerRuntime, comments: list[Comment]) -> list[Scored]
     return scored
 
 
+def read_for_batch(runtime: WorkerRuntime, prepared: list[Prepared]) -> None:
+    """Read what the decisions of `prepared` need besides their comments, once for them all:
+    their sites' policies (one MGET), records (one pipeline) and own models, and their spam
+    counters (recorded and counted in one pipeline); keep each with its comment."""
+    if not prepared:
+        return
+    comments = [each.comment for each in prepared]
+    sites = [comment.site for comment in comments]
+    policies, records = runtime.policies.get_many(sites), runtime.sites.get_many(sites)
+    models = runtime.site_models.for_sites(sites)
+    activity = count_activity(runtime, comments)
+    for each, counts in zip(prepared, activity, strict=True):
+        site = each.comment.site
+        each.rules, each.site, each.site_models = policies[site], records[site], models[site]
+        each.activity = counts
+
+
 def prepare(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> None:
-    """Read the comments of `keys` (site, id) in one round trip and route the pending ones;
-    keep both for their jobs (`score_comment` uses them instead of reading again)."""
-    for comment in runtime.store.get_many(keys):
-        if comment and comment.status is Status.PENDING and comment.erased_at is None:
-            route = runtime.languages.route(comment)
-            runtime.prescored[(comment.site, comment.id)] = Prepared(comment, route)
+    """Read the comments of `keys` (site, id) in one round trip and route the pending ones,
+    then what the decisions of those read here need, once for the batch (`read_for_batch`);
+    keep it all for their jobs (`score_comment` uses it instead of reading again)."""
+    batch = [
+        Prepared(comment, runtime.languages.route(comment))
+        for comment in runtime.store.get_many(keys)
+        if comment and comment.status is Status.PENDING and comment.erased_at is None
+    ]
+    for each in batch:
+        runtime.prescored[(each.comment.site, each.comment.id)] = each
+    kept = [each for each in batch if each.route.placement is not Placement.HAND_OVER]
+    try:
+        read_for_batch(runtime, kept)
+    except REDIS_DOWN:
+        raise  # the worker starts the batch again once Redis is back
+    except Exception:
+        log.exception("reading the batch's policies, sites and counters failed; each pass will")
+        for each in kept:
+            each.activity = None
 
 
 def prescore(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
     """Score in one model pass the prepared comments among `keys` that are read here (those
-    another worker will read are handed over unscored), and read what their decisions need,
-    once for the pass; keep both for their jobs. Returns how many were scored."""
+    another worker will read are handed over unscored), with what their batch read for them,
+    and read their authors' records, once for the pass; keep both for their jobs. Returns how
+    many were scored."""
     prepared = [runtime.prescored[key] for key in keys if key in runtime.prescored]
     kept = [each for each in prepared if each.route.placement is not Placement.HAND_OVER]
     if not kept:
         return 0
+    # Read with the batch (`prepare`), unless that failed.
+    read_for_batch(runtime, [each for each in kept if each.activity is None])
     comments = [each.comment for each in kept]
-    sites = [comment.site for comment in comments]
     authors = [(c.site, c.submission.author.get("id", "")) for c in comments]
-    scored = score_batch(runtime, comments)
-    rules, records = runtime.policies.get_many(sites), runtime.sites.get_many(sites)
+    activity = [each.activity for each in kept if each.activity is not None]
+    models = {e.comment.site: e.site_models for e in kept if e.site_models is not None}
+    scored = score_batch(runtime, comments, activity, models)
     author_records = runtime.authors.records(authors)
     for each, result, author in zip(kept, scored, authors, strict=True):
-        each.scored, each.rules, each.site = result, rules[author[0]], records[author[0]]
-        each.author = author_records[author]
+        each.scored, each.author = result, author_records[author]
     return len(scored)
 
 
@@ -110,6 +162,9 @@ def decide_scored(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
         return 0
     decided = [auto_decision(runtime, each) for each in ready]
     spans = held_spans(runtime, [each.comment for each in ready], [d for d, _ in decided])
+    # Whether each is announced, from the site records the batch read: only those go through
+    # the outbox.
+    webhooks = [runtime.outbox.announces(each.comment, each.site) for each in ready]
     requests = [
         DecideRequest(
             each.comment.site,
@@ -118,12 +173,21 @@ def decide_scored(runtime: WorkerRuntime, keys: list[tuple[str, str]]) -> int:
             each.comment.submission.author.get("id", ""),
             highlights=highlights,
             spans=comment_spans,
+            webhook=webhook,
         )
-        for each, (decision, highlights), comment_spans in zip(ready, decided, spans, strict=True)
+        for each, (decision, highlights), comment_spans, webhook in zip(
+            ready, decided, spans, webhooks, strict=True
+        )
     ]
     outcomes = runtime.store.decide_many(requests)
     stored = [each for each, outcome in zip(ready, outcomes, strict=True) if outcome.stored]
-    runtime.outbox.flush_many([(each.comment, each.site) for each in stored])
+    runtime.outbox.queue_many(
+        [
+            (each.comment.site, each.comment.id)
+            for each, outcome, webhook in zip(ready, outcomes, webhooks, strict=True)
+            if outcome.stored and webhook
+        ]
+    )
     runtime.metrics.add(Counter(language_counter(each.route) for each in stored))
     for each, (decision, _), outcome in zip(ready, decided, outcomes, strict=True):
         each.decision = decision
@@ -142,7 +206,7 @@ def toxicity_labels_held_for(decision: Decision) -> list[str]:
     return [
         reason.split(" ", 1)[0]
         for reason in decision.reasons
-        if rules.reason_kind(reason) is rules.ReasonKind.TOXICITY
+        if reason_kind(reason) is ReasonKind.TOXICITY
     ]
 
 
@@ -170,10 +234,10 @@ def auto_decision(
     """Apply the site's policy to the comment's scores (scoring it now unless its pass did);
     also the phrases of the text that drove the learned scores named in its reasons."""
     comment, route = prepared.comment, prepared.route
-    rules = prepared.rules or runtime.policies.get(comment.site)
+    policy = prepared.rules or runtime.policies.get(comment.site)
     scored = prepared.scored or score_batch(runtime, [comment])[0]
-    signals = policy_signals(runtime, comment, rules, scored.signals, route, prepared.author)
-    verdict = rules.decide(scored.scores, signals, rules)
+    signals = policy_signals(runtime, comment, policy, scored.signals, route, prepared.author)
+    verdict = decide(scored.scores, signals, policy)
     reasons, highlights = explained_reasons(verdict.reasons, scored.explain)
     decision = Decision(
         action=verdict.action,
@@ -182,7 +246,7 @@ def auto_decision(
         models=scored.models,
         decided_by="auto",
         decided_at=utc_now(),
-        policy_version=rules.version,
+        policy_version=policy.version,
         language=route.language,
     )
     return decision, highlights
@@ -223,12 +287,20 @@ def score_comment(site: str, comment_id: str) -> dict[str, Any]:
     decision, highlights = auto_decision(runtime, prepared)
     [spans] = held_spans(runtime, [comment], [decision])
     author_id = comment.submission.author.get("id", "")
+    webhook = runtime.outbox.announces(comment, prepared.site)
     outcome = runtime.store.decide(
-        site, comment_id, decision, author_id=author_id, highlights=highlights, spans=spans
+        site,
+        comment_id,
+        decision,
+        author_id=author_id,
+        highlights=highlights,
+        spans=spans,
+        webhook=webhook,
     )
     if not outcome.stored:
         return {"outcome": "already_decided"}
-    runtime.outbox.flush(site, comment_id, comment, prepared.site)
+    if webhook:
+        runtime.outbox.queue(site, comment_id)
     runtime.metrics.increment(language_counter(route))
     log.info("decided %s by %s", *_described(decision))
     return {"outcome": "decided", "action": decision.action.value}
@@ -245,6 +317,7 @@ def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         return
     site, comment_id = job.args
     store = current_runtime().store if runtime_started() else CommentStore(connection)
+    comment = store.get(site, comment_id)  # read once: its author for the decision, its webhook
     decision = Decision(
         action=Action.HOLD,
         reasons=[SCORING_FAILED],
@@ -253,8 +326,12 @@ def scoring_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         decided_by="auto",
         decided_at=utc_now(),
     )
-    if store.decide(site, comment_id, decision).stored:
+    author_id = comment.submission.author.get("id", "") if comment else ""
+    outbox = current_runtime().outbox if runtime_started() else None
+    # Without a runtime nothing here queues the webhook: the outbox keeps the hold, and the
+    # deliverer's sweep announces it if anyone listens.
+    webhook = outbox is None or (comment is not None and outbox.announces(comment))
+    if store.decide(site, comment_id, decision, author_id=author_id, webhook=webhook).stored:
         log.error("scoring failed after every retry; comment held for a moderator")
-        outbox = current_runtime().outbox if runtime_started() else None
-        if outbox is not None:
-            outbox.flush(site, comment_id)
+        if outbox is not None and webhook:
+            outbox.queue(site, comment_id)

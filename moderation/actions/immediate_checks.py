@@ -13,8 +13,8 @@ import secrets
 import time
 from dataclasses import replace
 
+from moderation.actions.services import Services
 from moderation.core.records import Comment, Status, Submission
-from moderation.http.app_services import services
 
 CHECK_ID_PREFIX = "check-"
 
@@ -24,25 +24,35 @@ def new_check_id() -> str:
 
 
 def check_now(
-    site: str, submission: Submission, timeout: float, *, keep_record: bool = False
+    svc: Services,
+    site: str,
+    submission: Submission,
+    timeout: float,
+    *,
+    keep_record: bool = False,
 ) -> Comment | None:
-    """Score `submission` for `site` and return its decided record, or None when no worker
-    decided within `timeout` seconds (the check is then decided later, with nobody waiting).
+    """Score `submission` for `site` (stored and queued through `svc`) and return its decided
+    record, or None when no worker decided within `timeout` seconds (the check is then decided
+    later, with nobody waiting).
 
     The submission's id is replaced by a fresh check id. With `keep_record` false nothing of
     the check stays once it is read (`CommentStore.forget`); otherwise its text-less record
     and audit trail stay under that id.
     """
-    (result,) = check_many(site, [submission], timeout, keep_record=keep_record)
+    (result,) = check_many(svc, site, [submission], timeout, keep_record=keep_record)
     return result
 
 
 def check_many(
-    site: str, submissions: list[Submission], timeout: float, *, keep_record: bool = False
+    svc: Services,
+    site: str,
+    submissions: list[Submission],
+    timeout: float,
+    *,
+    keep_record: bool = False,
 ) -> list[Comment | None]:
     """`check_now` for several texts at once: all are queued before any is awaited (workers
     score them together), and all share one `timeout`. One result per submission, in order."""
-    svc = services()
     checks = [
         replace(submission, id=new_check_id(), callback_url=None) for submission in submissions
     ]

@@ -7,10 +7,10 @@ from typing import Any
 import redis
 
 from moderation.core.records import isoformat
-from moderation.storage.comment_store import WorkerModels
 from moderation.storage.job_queues import live_scoring_workers
 from moderation.storage.label_store import LabelStore
 from moderation.storage.model_registry import KINDS, ModelRegistry, training_entry
+from moderation.storage.worker_models import WorkerModels
 
 
 def live_base_models(connection: redis.Redis) -> dict[str, list[str]]:

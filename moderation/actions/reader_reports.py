@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -175,11 +175,14 @@ class ReportStore:
     def reported_page(self, site: str, count: int) -> list[tuple[float, str]]:
         """(time of the latest report, id) of the site's comments with reports no moderator
         has settled, the most recently reported first."""
-        rows = self.redis.zrevrange(KEYS.reported(site), 0, count - 1, withscores=True)
+        rows = cast(
+            list[tuple[bytes, float]],
+            self.redis.zrevrange(KEYS.reported(site), 0, count - 1, withscores=True),
+        )
         return [(score, row.decode()) for row, score in rows]
 
     def reported_count(self, site: str) -> int:
-        return int(self.redis.zcard(KEYS.reported(site)))
+        return cast(int, self.redis.zcard(KEYS.reported(site)))
 
 
 class ReaderReports:
@@ -232,6 +235,7 @@ class ReaderReports:
             policy_version=previous.policy_version,
             language=previous.language,
         )
+        webhook = self.outbox.announces(comment)
         outcome = self.comments.decide(
             site,
             comment_id,
@@ -240,7 +244,8 @@ class ReaderReports:
             note=f"{len(tally.open)} readers reported it",
             author_id=comment.submission.author.get("id", ""),
             previous=previous,
+            webhook=webhook,  # into the outbox only if announced
         )
-        if outcome.stored:
-            self.outbox.flush(site, comment_id)
+        if outcome.stored and webhook:
+            self.outbox.queue(site, comment_id)
         return outcome.stored

@@ -2,7 +2,8 @@
 look at a comment in its context, decide, act on its author, read its audit trail.
 
 Shared by the review API and the /moderate page; every method checks what the moderator may
-see, and raises ApiError (403, 404, 409) in the contract's terms.
+see, and raises the domain errors (`moderation.core.domain_errors`) that the HTTP layer
+answers in the contract's terms (403, 404, 409, 422).
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from moderation.actions.reader_reports import Report, ReportStore, label_kind_of_reports
+from moderation.core.domain_errors import (
+    AlreadyDecided,
+    CommentNotFound,
+    DomainError,
+    InvalidRequest,
+    NotAssigned,
+)
 from moderation.core.records import (
     Action,
     AuthorAction,
@@ -24,7 +32,6 @@ from moderation.core.records import (
     isoformat,
     utc_now,
 )
-from moderation.http.errors import ApiError
 from moderation.storage.author_store import AuthorProfile, AuthorStore
 from moderation.storage.comment_store import CommentStore
 from moderation.storage.label_store import LabelKind, LabelStore, kind_of_decision
@@ -68,7 +75,7 @@ def decode_cursor(cursor: str) -> Position:
             raise ValueError("not a queue position")
         return position
     except (ValueError, TypeError, binascii.Error, RecursionError):  # RecursionError: "[[[[..."
-        raise ApiError(422, "Invalid cursor.", fields={"cursor": ["Not a valid cursor."]}) from None
+        raise InvalidRequest("Invalid cursor.", {"cursor": ["Not a valid cursor."]}) from None
 
 
 def matches(comment: Comment, label: str | None, reason: str | None) -> bool:
@@ -152,16 +159,16 @@ class ReviewService:
         """The sites whose queue the moderator reads; `site` narrows it (403 if not theirs)."""
         if site is not None:
             if not moderator.may_see(site):
-                raise ApiError(403, f"You are not assigned to site {site!r}.")
+                raise NotAssigned(site)
             return [site]
         return [s for s in self.sites.names() if moderator.may_see(s)]
 
     def comment(self, moderator: Moderator, site: str, comment_id: str) -> Comment:
         if not moderator.may_see(site):
-            raise ApiError(403, f"You are not assigned to site {site!r}.")
+            raise NotAssigned(site)
         comment = self.comments.get(site, comment_id)
         if comment is None:
-            raise ApiError(404, f"No comment {comment_id!r} on site {site!r}.")
+            raise CommentNotFound(site, comment_id)
         return comment
 
     # --- reading -----------------------------------------------------------------------------
@@ -188,8 +195,8 @@ class ReviewService:
         for comment, author, parent, ids, open_reports in zip(
             comments, authors, parent_keys, recent_ids, reports, strict=True
         ):
-            recent = [found.get((comment.site, i)) for i in ids if i != comment.id]
-            recent = [c for c in recent if c and c.erased_at is None]
+            candidates = [found.get((comment.site, i)) for i in ids if i != comment.id]
+            recent = [c for c in candidates if c and c.erased_at is None]
             parent_comment = found.get(parent) if parent[1] else None
             items.append(
                 {
@@ -314,14 +321,20 @@ class ReviewService:
         *,
         overturn: bool = False,
         label: LabelKind | None = None,
+        comment: Comment | None = None,
     ) -> dict[str, Any]:
         """Approve or reject; 409 with the current record if someone decided it first (or, without
         `overturn`, if it was already approved or rejected). The decision is a label for the
         site's learning: `label` says why a rejection was made (else it is read from the
-        reasons the comment was held for, see `labels.kind_of_decision`)."""
-        comment = self.comment(moderator, site, comment_id)
+        reasons the comment was held for, see `labels.kind_of_decision`). `comment`: the
+        comment as the caller just read it, to save reading it again (the decide step checks
+        its status as it stores the decision either way)."""
+        if comment is None or (comment.site, comment.id) != (site, comment_id):
+            comment = self.comment(moderator, site, comment_id)
+        else:
+            self.visible_sites(moderator, site)  # what `self.comment` checks before reading
         if action is Action.HOLD:
-            raise ApiError(422, "A moderator approves or rejects.", fields={"action": ["hold"]})
+            raise InvalidRequest("A moderator approves or rejects.", {"action": ["hold"]})
         previous = comment.decision
         reasons = [f"moderator: {note}"] if note else []
         if action is Action.REJECT and previous:
@@ -337,6 +350,7 @@ class ReviewService:
         )
         if label is None and action is Action.REJECT and comment.open_reports:
             label = label_kind_of_reports(self.reports.of(site, comment_id))
+        webhook = self.outbox.announces(comment)  # the comment's own URL, else the site's
         outcome = self.comments.decide(
             site,
             comment_id,
@@ -345,17 +359,16 @@ class ReviewService:
             note=note,
             author_id=comment.submission.author.get("id", ""),
             previous=previous,
+            return_comment=True,  # the record as the decision left it, read in its own step
+            webhook=webhook,  # into the outbox only if announced
         )
-        current = self.comments.get(site, comment_id)
+        current = outcome.comment
         if outcome.status is None or current is None:
-            raise ApiError(404, f"No comment {comment_id!r} on site {site!r}.")
+            raise CommentNotFound(site, comment_id)
         if not outcome.stored:
-            raise ApiError(
-                409,
-                f"Comment {comment_id!r} is already {current.status.value}.",
-                extra={"current": current.record()},
-            )
-        self.outbox.flush(site, comment_id)
+            raise AlreadyDecided(comment_id, current)
+        if webhook:
+            self.outbox.queue(site, comment_id)
         kind = kind_of_decision(action, previous, label)
         self.labels.label_comment(current, kind, source=moderator.actor)
         return current.record()
@@ -384,9 +397,7 @@ class ReviewService:
         `reject_held` (a ban), also reject their comments held now, each a moderator decision."""
         self.visible_sites(moderator, site)
         if reject_held and action is not AuthorAction.BAN:
-            raise ApiError(
-                422, "Only a ban rejects held comments.", fields={"reject_held": ["ban only"]}
-            )
+            raise InvalidRequest("Only a ban rejects held comments.", {"reject_held": ["ban only"]})
         self.authors.act(site, author_id, action, moderator.actor, note)
         rejected: list[str] = []
         if reject_held:
@@ -403,11 +414,11 @@ class ReviewService:
                         Action.REJECT,
                         note or "author banned",
                         label=LabelKind.OTHER,  # a ban says who, not what: no model learns it
+                        comment=comment,  # read above: not again
                     )
                     rejected.append(comment.id)
-                except ApiError as error:
-                    if error.status != 409:  # decided by someone else meanwhile: fine
-                        raise
+                except AlreadyDecided:
+                    pass  # decided by someone else meanwhile: fine
         return {**self.author(moderator, site, author_id), "rejected": rejected}
 
     def decide_many(
@@ -430,7 +441,7 @@ class ReviewService:
                     moderator, site, comment_id, action, note, overturn=overturn, label=label
                 )
                 results.append({"id": comment_id, "outcome": "decided", "record": record})
-            except ApiError as error:
+            except DomainError as error:
                 result = {"id": comment_id, "outcome": error.code, "error": error.message}
                 results.append({**result, **error.extra})
         return results

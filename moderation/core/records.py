@@ -105,7 +105,7 @@ class Decision:
     language: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "action": self.action.value,
             "reasons": list(self.reasons),
             "scores": dict(self.scores) if self.scores is not None else None,

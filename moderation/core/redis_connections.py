@@ -109,10 +109,11 @@ def connect(url: str, *, socket_timeout: float | None = 10.0) -> redis.Redis:
         sentinel_kwargs={"socket_connect_timeout": 1.0, "socket_timeout": 1.0, **sentinel_auth},
         min_other_sentinels=0,
     )
-    return sentinel.master_for(
+    master: redis.Redis = sentinel.master_for(
         address.master,
         db=address.db,
         username=address.username,
         password=address.password,
         **options,
     )
+    return master

@@ -52,10 +52,10 @@ Layout (every key under the `mod:` prefix):
     mod:engine-choice-lock:{d}     string  held by the one worker measuring it
     mod:metrics:counters           hash    counters many processes add to (see metrics.py)
     mod:metrics:scoring:{model}    hash    the scoring latency histogram of one model
-    mod:ratelimit:{LIMITER/...}    string  flask-limiter's counters (see ratelimit.py)
+    mod:ratelimit:{LIMITER/...}    string  flask-limiter's counters (see http/rate_limits.py)
 
-Also: site records and API key digests (`moderation.storage.site_store`), moderators and their token
-digests (`moderation.storage.moderator_store`), per-site policies
+Also: site records and API key digests (`moderation.storage.site_store`), moderators and their
+token digests (`moderation.storage.moderator_store`), per-site policies
 (`moderation.storage.policy_store`).
 """
 

@@ -128,6 +128,9 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_retry_intervals: tuple[int, ...] = (10, 60, 300, 900, 1800, 3600, 7200)
     job_retries: int = 3
+    #: Seconds before each retry of a failed scoring job (the last repeats if `job_retries`
+    #: asks for more retries).
+    scoring_retry_intervals: tuple[int, ...] = (2, 10, 60)
     sweep_after: float = 30.0
     duplicate_window: int = 3600
     burst_window: int = 60
@@ -369,6 +372,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MODERATION_WEBHOOK_TIMEOUT": ("webhook_timeout", _positive(float)),
     "MODERATION_WEBHOOK_RETRY_INTERVALS": ("webhook_retry_intervals", _intervals),
     "MODERATION_JOB_RETRIES": ("job_retries", _non_negative_int),
+    "MODERATION_SCORING_RETRY_INTERVALS": ("scoring_retry_intervals", _intervals),
     "MODERATION_SWEEP_AFTER": ("sweep_after", _positive(float)),
     "MODERATION_DUPLICATE_WINDOW": ("duplicate_window", _positive(int)),
     "MODERATION_BURST_WINDOW": ("burst_window", _positive(int)),

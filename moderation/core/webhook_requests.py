@@ -266,7 +266,7 @@ class PinnedAdapter(HTTPAdapter):
             request, verify, cert
         )
         host_header = request.headers.get("Host")
-        if host_params.get("scheme") == "https" and host_header:
+        if host_params.get("scheme") == "https" and isinstance(host_header, str) and host_header:
             name = urlsplit("//" + host_header).hostname
             if name:
                 pool_kwargs["server_hostname"] = name

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain, groupby
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 # --- scripts and marks --------------------------------------------------------------------
 
@@ -466,16 +466,20 @@ def _compile_entry(normal: str) -> _Compiled:
     )
 
 
+#: A prefix tree of atoms; the key None marks where an entry ends.
+_Trie: TypeAlias = dict["str | None", "_Trie"]
+
+
 def _trie_pattern(sequences: Iterable[list[str]]) -> str:
     """One regex for many atom sequences, sharing common prefixes so each position is cheap."""
-    trie: dict = {}
+    trie: _Trie = {}
     for atoms in sequences:
         node = trie
         for atom in atoms:
             node = node.setdefault(atom, {})
         node[None] = {}  # an entry ends here
 
-    def emit(node: dict) -> str:
+    def emit(node: _Trie) -> str:
         branches = ["" if atom is None else atom + emit(child) for atom, child in node.items()]
         return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 

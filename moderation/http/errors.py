@@ -12,6 +12,13 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from moderation.core.domain_errors import (
+    AlreadyDecided,
+    CommentNotFound,
+    DomainError,
+    InvalidRequest,
+    NotAssigned,
+)
 from moderation.storage.durability import RETRY_AFTER as DURABILITY_RETRY_AFTER
 from moderation.storage.durability import NotDurable
 
@@ -130,6 +137,24 @@ def from_http_exception(error: HTTPException) -> ApiError:
     return ApiError(status, message, headers=headers)
 
 
+#: The HTTP status of each domain error; its `code` is already the contract's.
+DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
+    NotAssigned: 403,
+    CommentNotFound: 404,
+    AlreadyDecided: 409,
+    InvalidRequest: 422,
+}
+
+
+def from_domain_error(error: DomainError) -> ApiError:
+    """A domain error (`moderation.core.domain_errors`) as the contract's error answer; a kind
+    not in DOMAIN_ERROR_STATUS is a 422."""
+    status = next(
+        (status for kind, status in DOMAIN_ERROR_STATUS.items() if isinstance(error, kind)), 422
+    )
+    return ApiError(status, error.message, code=error.code, fields=error.fields, extra=error.extra)
+
+
 def storage_refusal(error: Exception) -> ApiError:
     """The 503 for a Redis failure, for every surface that answers one (the API, Akismet's
     endpoints, the /moderate page): Redis down or failing over, so nothing was stored; or a
@@ -157,6 +182,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> Response:
         return error_response(error)
+
+    @app.errorhandler(DomainError)
+    def handle_domain_error(error: DomainError) -> Response:
+        return error_response(from_domain_error(error))
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)

@@ -122,8 +122,8 @@ class RedisCollector(Collector):
             scoring.add_metric([model], buckets, sum_value=fields.get("sum", 0.0))
         yield scoring
 
-        for name, (documentation, value) in self.live.items():
-            yield GaugeMetricFamily(name, documentation, value=value)
+        for name, (documentation, reading) in self.live.items():
+            yield GaugeMetricFamily(name, documentation, value=reading)
 
 
 def _counter(name: str, documentation: str, value: int | None) -> CounterMetricFamily:

@@ -27,10 +27,11 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import redis
-from flask import Flask, Response, g, request, session
+from flask import Blueprint, Flask, Response, current_app, g, request, session
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
 
@@ -38,19 +39,14 @@ from moderation.actions.services import Services
 from moderation.core import credentials
 from moderation.core.redis_keys import KEYS
 from moderation.core.settings import Settings
-from moderation.http.app_services import services
 from moderation.http.auth import bearer_token
 from moderation.http.errors import ApiError, error_response
 from moderation.http.web.login import SESSION_KEY
 from moderation.http.web.views import login_refused
-from moderation.protocols import akismet_api, perspective_api
-from moderation.protocols.akismet import AkismetError
 
 log = logging.getLogger(__name__)
 
 SITE_BLUEPRINTS = ("comments", "policy", "site")
-AKISMET_BLUEPRINT = "akismet"
-PERSPECTIVE_BLUEPRINT = "perspective"
 CORAL_BLUEPRINT = "coral"
 REVIEW_BLUEPRINT = "review"
 PAGE_BLUEPRINT = "moderate"
@@ -68,6 +64,31 @@ KEY_PREFIX_LENGTH = 8
 #: Failed logins allowed at one account from everywhere, as a multiple of those allowed from
 #: one address (MODERATION_LOGIN_FAILURE_LIMIT).
 ACCOUNT_WIDE_FACTOR = 10
+#: Where `init_app` keeps the foreign protocols' `ProtocolLimits`, by blueprint name.
+PROTOCOLS_EXTENSION = "moderation_rate_limit_protocols"
+
+
+@dataclass(frozen=True)
+class ProtocolLimits:
+    """What the limits need from a foreign protocol's blueprint (Akismet's, Perspective's),
+    handed over by the protocol itself (`moderation.app` passes them to `init_app`): this module
+    knows no protocol. Its calls share the host sites' limit (scope "site")."""
+
+    blueprint: str
+    #: Whom a call counts against: "credential:<digest>" of the site's key, or the address.
+    credential: Callable[[], str]
+    #: The key a call presents (for the failed-authentication counts), None when it sent none.
+    presented_key: Callable[[], str | None]
+    #: The 429 in the protocol's own form, from its message and headers (`Retry-After`).
+    refusal: Callable[[str, dict[str, str]], Response]
+    #: Whether the view's answer is a failed authentication; None: a 401 or `g.auth_failed`.
+    failed_authentication: Callable[[Response], bool] | None = None
+
+
+def request_protocol() -> ProtocolLimits | None:
+    """The foreign protocol whose endpoint this request calls, or None."""
+    protocols: dict[str, ProtocolLimits] = current_app.extensions.get(PROTOCOLS_EXTENSION, {})
+    return protocols.get(request.blueprint or "")
 
 
 # --- who a request counts against ------------------------------------------------------------
@@ -82,24 +103,6 @@ def api_credential() -> str:
     """The bearer key or token by digest, or the address when none was sent."""
     token = bearer_token()
     return f"credential:{credentials.digest(token)}" if token else client_address()
-
-
-def akismet_credential() -> str:
-    """For a call whose key (form or host name, any case, API key or Akismet-shaped) is a
-    site's: the site's API key by digest, so that it shares the count of the site's `/v1` and
-    Perspective calls. Otherwise the presented key lowercased, by digest, or the address."""
-    site = akismet_api.request_site()
-    api_key_digest = services().sites.api_key_digest(site) if site else None
-    if api_key_digest:
-        return f"credential:{api_key_digest}"
-    key = akismet_api.request_key()
-    return f"credential:{credentials.digest(key.lower())}" if key else client_address()
-
-
-def query_credential() -> str:
-    """The Perspective endpoints' `?key=` (or `X-Goog-Api-Key`) by digest, or the address."""
-    key = perspective_api.query_key()
-    return f"credential:{credentials.digest(key)}" if key else client_address()
 
 
 def coral_site() -> str:
@@ -135,12 +138,8 @@ def presented() -> str | None:
         return coral_site()
     if blueprint == PAGE_BLUEPRINT:
         return None
-    if blueprint == AKISMET_BLUEPRINT:
-        key = akismet_api.request_key()
-    elif blueprint == PERSPECTIVE_BLUEPRINT:
-        key = perspective_api.query_key()
-    else:
-        key = bearer_token()
+    protocol = request_protocol()
+    key = protocol.presented_key() if protocol else bearer_token()
     return f"key:{key[:KEY_PREFIX_LENGTH].lower()}" if key else None
 
 
@@ -179,15 +178,16 @@ def not_login_post() -> bool:
 
 
 def failed_authentication(response: Response) -> bool:
-    """A 401, or Akismet's `invalid` (answered with a 200, as Akismet does), or what a view
-    flagged in `g.auth_failed` (Perspective's 400/403, Coral's 401).
+    """A 401, or what a view flagged in `g.auth_failed` (Perspective's 400/403, Coral's 401),
+    or what a protocol says is one (Akismet's `invalid`, answered with a 200 as Akismet does).
 
     Decided once, on the view's own answer: `failure_throttle` may then replace that answer
     with a 429, and flask-limiter's deductions (the login and Coral limits) ask again after it.
     """
     if "failed_authentication" not in g:
-        if request.blueprint == AKISMET_BLUEPRINT:
-            failed = response.get_data() == b"invalid"
+        protocol = request_protocol()
+        if protocol and protocol.failed_authentication:
+            failed = protocol.failed_authentication(response)
         else:
             failed = response.status_code == 401 or bool(g.get("auth_failed"))
         g.failed_authentication = failed
@@ -225,13 +225,15 @@ def seconds_until(moment: float) -> int:
 
 
 def too_many_requests(limit: RateLimitItem, wait: int) -> Response:
-    """The 429 in the form the endpoint's clients read (JSON, Akismet's text, the login page)."""
+    """The 429 in the form the endpoint's clients read (JSON, the login page, a protocol's own:
+    Akismet's text, Google's JSON)."""
     if request.endpoint == LOGIN_ENDPOINT:
         return login_refused(wait)
     message = f"Rate limit exceeded ({limit}). Retry in {wait} s."
     retry = {"Retry-After": str(wait)}
-    if request.blueprint == AKISMET_BLUEPRINT:
-        return akismet_api.refusal(AkismetError("rate limited", message, 429, retry))
+    protocol = request_protocol()
+    if protocol:
+        return protocol.refusal(message, retry)
     return error_response(ApiError(429, message, headers=retry))
 
 
@@ -283,10 +285,7 @@ def failure_throttle(
             return response
         wait, limit = max(waits, key=lambda pair: pair[0])
         log.info("authentication failures past %s: answered 429", limit)
-        refusal = too_many_requests(limit, wait)
-        if request.blueprint == PERSPECTIVE_BLUEPRINT:  # its own hook has already run
-            refusal = perspective_api.google_format(refusal)
-        return refusal
+        return too_many_requests(limit, wait)
 
     return throttle
 
@@ -309,6 +308,14 @@ def account_wide(limit: str) -> str:
     )
 
 
+def blueprint(app: Flask, name: str) -> Blueprint:
+    """A registered blueprint, as flask-limiter's decorators take it (`app.blueprints` is
+    typed with the base class they do not take)."""
+    found = app.blueprints[name]
+    assert isinstance(found, Blueprint)
+    return found
+
+
 def login_failure_limits(limiter: Limiter, app: Flask, limit: str) -> None:
     """Failed logins, checked before the password is: past a limit, every attempt at that
     account is refused with 429, the right password included, so that a guesser never learns
@@ -324,7 +331,7 @@ def login_failure_limits(limiter: Limiter, app: Flask, limit: str) -> None:
     unlimited guesses. (Passwords are generated, 120 random bits, today; the limits stand in
     case people ever choose their own.) Failed logins also count, after the check, against
     their address's failed-authentication limit (`failure_throttle`); a right one never does."""
-    page = app.blueprints[PAGE_BLUEPRINT]
+    page = blueprint(app, PAGE_BLUEPRINT)
     for scope, key_func, amounts in (
         ("login-failures", login_name_at_address, limit),
         ("login-failures-account", login_name, account_wide(limit)),
@@ -338,8 +345,16 @@ def login_failure_limits(limiter: Limiter, app: Flask, limit: str) -> None:
         )(page)
 
 
-def init_app(app: Flask, settings: Settings, app_services: Services) -> Limiter:
-    """Attach the limits to the app's blueprints (call after they are registered)."""
+def init_app(
+    app: Flask,
+    settings: Settings,
+    app_services: Services,
+    protocols: Iterable[ProtocolLimits] = (),
+) -> Limiter:
+    """Attach the limits to the app's blueprints (call after they are registered), the foreign
+    protocols' as they describe them."""
+    protocols = list(protocols)
+    app.extensions[PROTOCOLS_EXTENSION] = {protocol.blueprint: protocol for protocol in protocols}
     limiter = Limiter(
         client_address,
         app=app,
@@ -347,7 +362,8 @@ def init_app(app: Flask, settings: Settings, app_services: Services) -> Limiter:
         # The app's own fast-failing pool: when Redis is down the limiter raises
         # redis.ConnectionError, which the app answers with 503 like any other storage call.
         storage_options={
-            "connection_pool": app_services.redis.connection_pool,
+            # flask-limiter types the options str | int; limits' Redis storage takes a pool
+            "connection_pool": app_services.redis.connection_pool,  # type: ignore[dict-item]
             "key_prefix": KEYS.rate_limits,
         },
         strategy="sliding-window-counter",
@@ -360,31 +376,29 @@ def init_app(app: Flask, settings: Settings, app_services: Services) -> Limiter:
             settings.rate_limit_site, scope="site", key_func=api_credential
         )
         for name in SITE_BLUEPRINTS:
-            site_limit(app.blueprints[name])
-        limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=akismet_credential)(
-            app.blueprints[AKISMET_BLUEPRINT]
-        )
-        limiter.shared_limit(settings.rate_limit_site, scope="site", key_func=query_credential)(
-            app.blueprints[PERSPECTIVE_BLUEPRINT]
-        )
+            site_limit(blueprint(app, name))
+        for protocol in protocols:
+            limiter.shared_limit(
+                settings.rate_limit_site, scope="site", key_func=protocol.credential
+            )(blueprint(app, protocol.blueprint))
         limiter.shared_limit(
             settings.rate_limit_site, scope="coral", key_func=coral_site, deduct_when=signed
-        )(app.blueprints[CORAL_BLUEPRINT])
+        )(blueprint(app, CORAL_BLUEPRINT))
     if settings.rate_limit_moderator:
         review_limit = settings.rate_limit_moderator
         limiter.shared_limit(review_limit, scope="review", key_func=api_credential)(
-            app.blueprints[REVIEW_BLUEPRINT]
+            blueprint(app, REVIEW_BLUEPRINT)
         )
         limiter.shared_limit(
             review_limit, scope="review", key_func=page_moderator, exempt_when=not_page_json
-        )(app.blueprints[PAGE_BLUEPRINT])
+        )(blueprint(app, PAGE_BLUEPRINT))
     if settings.rate_limit_login:
         limiter.shared_limit(
             settings.rate_limit_login,
             scope="login",
             key_func=client_address,
             exempt_when=not_login_post,
-        )(app.blueprints[PAGE_BLUEPRINT])
+        )(blueprint(app, PAGE_BLUEPRINT))
     if settings.login_failure_limit:
         login_failure_limits(limiter, app, settings.login_failure_limit)
     if settings.auth_failure_limit:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
+from flask import has_app_context
 from marshmallow import fields, validate
 
 from moderation.core.records import AuthorAction, ReportReason
@@ -15,9 +17,11 @@ from moderation.core.settings import (
     DURABILITY_MODES,
     UNSCORED_LANGUAGE_ACTIONS,
 )
+from moderation.http.app_services import services
 from moderation.storage.hourly_stats import WINDOWS
 from moderation.storage.site_store import valid_site_name
 
+#: The contract's bound on `?wait=` seconds (0 <= S <= 10): always accepted.
 MAX_WAIT_SECONDS = 10.0
 
 
@@ -75,7 +79,11 @@ def text(
 def identifier(description: str, *, required: bool = False, in_urls: bool = False) -> fields.String:
     """An id from the host site: 1-128 characters, no control characters; `in_urls`: also one
     that works as the last part of a URL path."""
-    validators = [validate.Length(min=1, max=128), _encodable, _no_control_characters]
+    validators: list[Callable[[Any], Any]] = [
+        validate.Length(min=1, max=128),
+        _encodable,
+        _no_control_characters,
+    ]
     return fields.String(
         required=required,
         validate=[*validators, _addressable] if in_urls else validators,
@@ -144,12 +152,28 @@ class BatchResponseSchema(ma.Schema):
     results = fields.List(fields.Nested(BatchResultSchema))
 
 
+def max_wait_seconds() -> float:
+    """The largest `?wait=` the current app accepts: MODERATION_MAX_WAIT, never below the
+    contract's 10 (a lower setting shortens the hold instead: `wait_if_asked`)."""
+    if not has_app_context():  # a schema loaded outside the app: the contract's bound
+        return MAX_WAIT_SECONDS
+    return max(MAX_WAIT_SECONDS, services().settings.max_wait_seconds)
+
+
 class WaitQuerySchema(ma.Schema):
     wait = fields.Float(
         load_default=0.0,
-        validate=validate.Range(min=0.0, max=MAX_WAIT_SECONDS),
-        metadata={"description": "Seconds to hold the request for a decision (0-10)"},
+        validate=validate.Range(min=0.0),
+        metadata={
+            "description": "Seconds to hold the request for a decision: 0-10, or up to "
+            "MODERATION_MAX_WAIT where that is higher"
+        },
     )
+
+    @ma.validates("wait")
+    def at_most_max_wait(self, value: float, **_: Any) -> None:
+        """The upper bound comes from the settings at request time, not at import."""
+        validate.Range(min=0.0, max=max_wait_seconds())(value)
 
 
 class DecisionSchema(ma.Schema):

@@ -24,17 +24,14 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import click
-import marshmallow as ma
 import redis
 from tqdm import tqdm
 
 from moderation.client import ModerationClient, ModerationError
-from moderation.core.records import Submission
 from moderation.core.redis_connections import connect
 from moderation.core.settings import Settings
-from moderation.http.errors import flatten_fields
-from moderation.http.schemas import CommentSubmissionSchema
-from moderation.storage.comment_store import CommentStore, ConflictError
+from moderation.http.intake import accept_batch
+from moderation.storage.comment_store import CommentStore
 from moderation.storage.durability import Durability
 from moderation.storage.job_queues import ScoringEnqueuer
 from moderation.storage.site_store import SiteStore
@@ -133,12 +130,16 @@ def _lookup(data: JSON, source: str) -> Any:
 
 
 def to_comment(data: JSON, mapping: dict[str, str]) -> JSON:
-    """The API comment for one record: its own author/context/honeypot when it has them (a
-    comment object as for POST /v1/comments), overlaid with the mapped fields. Other fields
-    are ignored; numbers become strings; empty values are left out."""
+    """The API comment for one record: its own author/context/honeypot when it has them, and
+    its callback_url and store as they are, for the API to accept or refuse (a comment object
+    as for POST /v1/comments), overlaid with the mapped fields. Other fields are ignored;
+    numbers become strings; empty values are left out."""
     comment: JSON = {}
     for key, kind in (("author", dict), ("context", dict), ("honeypot", str)):
         if isinstance(data.get(key), kind):
+            comment[key] = data[key]
+    for key in ("callback_url", "store"):
+        if key in data and data[key] != "":
             comment[key] = data[key]
     for target, source in mapping.items():
         value = _lookup(data, source)
@@ -174,7 +175,8 @@ class Target(Protocol):
 
 
 class DirectTarget:
-    """Stores comments and their scoring jobs in Redis exactly as the API does."""
+    """Stores comments and their scoring jobs in Redis through the batch endpoint's own
+    function (`moderation.http.intake.accept_batch`): what it refuses, this refuses."""
 
     def __init__(self, settings: Settings, site: str) -> None:
         self.connection = connect(settings.redis_url)
@@ -195,39 +197,9 @@ class DirectTarget:
 
     def submit(self, comments: list[JSON]) -> list[JSON]:
         try:
-            results = [self._accept(comment) for comment in comments]
-            self.store.confirm()  # one wait for the disk (or replicas) covers the chunk
-            return results
+            return accept_batch(self.store, self.enqueue, self.site, comments)
         except redis.RedisError as error:
             raise BackfillError(f"Redis is unavailable: {error}") from None
-
-    def _accept(self, item: JSON) -> JSON:
-        """What the batch endpoint answers for one item."""
-        raw_id = item.get("id")
-        try:
-            body = CommentSubmissionSchema().load(item)
-        except ma.ValidationError as error:
-            problems = flatten_fields(error.messages)
-            message = f"Invalid fields: {', '.join(sorted(problems))}."
-            error_body = {"code": "validation_failed", "message": message, "fields": problems}
-            return {"id": raw_id, "status": "invalid", "error": error_body}
-        submission = Submission(
-            id=body["id"],
-            content=body["content"],
-            author=body.get("author", {}),
-            context=body.get("context", {}),
-            honeypot=body.get("honeypot", ""),
-        )
-        try:
-            created = self.store.accept(self.site, submission, self.enqueue, confirm=False).created
-        except ConflictError:
-            message = f"Comment {submission.id!r} was already submitted with different content."
-            return {
-                "id": raw_id,
-                "status": "invalid",
-                "error": {"code": "conflict", "message": message},
-            }
-        return {"id": submission.id, "status": "accepted" if created else "duplicate"}
 
     def record(self, comment_id: str, timeout: float) -> JSON | None:
         try:

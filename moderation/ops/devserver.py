@@ -30,7 +30,7 @@ from moderation.ops.dev_accounts import DemoAccounts, demo_accounts
 VAR_DIR = Path("var")
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: The example host site that `moderation up --demo` runs beside the service.
-NEWSROOM_APP = Path(__file__).resolve().parent.parent / "examples" / "newsroom" / "app.py"
+NEWSROOM_APP = Path(__file__).resolve().parents[2] / "examples" / "newsroom" / "app.py"
 NEWSROOM_PORT = 8080
 NEWSROOM_ARTICLE = "/articles/riverside-bridge-reopens"
 READY_DEADLINE = 180.0
@@ -281,12 +281,13 @@ def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
     redis_url, embedded = choose_redis(settings)
     port = choose_port(settings.host, settings.port, "PORT" in os.environ)
     settings = settings.with_overrides(redis_url=redis_url, port=port)
-    settings = settings.with_overrides(secret_key=ensure_secret_key(settings))
+    secret_key = ensure_secret_key(settings)
+    settings = settings.with_overrides(secret_key=secret_key)
     base_url = f"http://{settings.host}:{settings.port}"
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
-        "MODERATION_SECRET_KEY": settings.secret_key,
+        "MODERATION_SECRET_KEY": secret_key,
         "PORT": str(port),
         "MODERATION_LOG_FORMAT": settings.log_format,
     }
@@ -300,7 +301,7 @@ def run_development_stack(settings: Settings, *, demo: bool = False) -> None:
         with connect(settings.redis_url) as connection:
             accounts = demo_accounts(
                 connection,
-                settings.secret_key,
+                secret_key,
                 callback_url=newsroom.hook_url if newsroom else None,
             )
         children.append(start_child([*command, "serve"], env))

@@ -9,10 +9,11 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from moderation.core.settings import Settings
-from moderation.storage.comment_store import CommentStore, WorkerModels
+from moderation.storage.comment_store import CommentStore
 from moderation.storage.durability import Durability
 from moderation.storage.job_queues import ScoringEnqueuer, delivery_queue, scoring_queue
 from moderation.storage.webhook_outbox import waiting_webhooks
+from moderation.storage.worker_models import WorkerModels
 
 
 def queue_status(queue: Queue) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from moderation.core.settings import Settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself
 
 
-class ProcessLogging(glogging.Logger):  # type: ignore[misc]
+class ProcessLogging(glogging.Logger):
     """gunicorn's own lines (its start, workers' boots and errors) through the process's
     logging set-up, JSON or text like every other line, instead of gunicorn's format."""
 
@@ -26,7 +26,7 @@ class ProcessLogging(glogging.Logger):  # type: ignore[misc]
         self.error_log.propagate = True
 
 
-class GunicornApp(BaseApplication):  # type: ignore[misc]
+class GunicornApp(BaseApplication):
     """Runs `create_app(settings)` in each gunicorn worker process."""
 
     def __init__(self, settings: Settings) -> None:

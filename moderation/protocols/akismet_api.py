@@ -18,8 +18,10 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from moderation.actions.immediate_checks import check_now
+from moderation.core import credentials
 from moderation.http.app_services import services
 from moderation.http.errors import storage_refusal
+from moderation.http.rate_limits import ProtocolLimits, client_address
 from moderation.protocols import akismet
 from moderation.protocols.akismet import (
     ACCOUNT_KEY_FIELDS,
@@ -130,6 +132,40 @@ def authenticated_site() -> str:
     return site
 
 
+# --- rate limits (`moderation.http.rate_limits`) ------------------------------------------------
+
+
+def rate_limit_credential() -> str:
+    """For a call whose key (form or host name, any case, API key or Akismet-shaped) is a
+    site's: the site's API key by digest, so that it shares the count of the site's `/v1` and
+    Perspective calls. Otherwise the presented key lowercased, by digest, or the address."""
+    site = request_site()
+    api_key_digest = services().sites.api_key_digest(site) if site else None
+    if api_key_digest:
+        return f"credential:{api_key_digest}"
+    key = request_key()
+    return f"credential:{credentials.digest(key.lower())}" if key else client_address()
+
+
+def rate_limit_refusal(message: str, headers: dict[str, str]) -> Response:
+    """A 429 in Akismet's text style."""
+    return refusal(AkismetError("rate limited", message, 429, headers))
+
+
+def answered_invalid(response: Response) -> bool:
+    """Akismet's failed authentication: `invalid`, answered with a 200 as Akismet does."""
+    return response.get_data() == b"invalid"
+
+
+RATE_LIMITS = ProtocolLimits(
+    blueprint=blp.name,
+    credential=rate_limit_credential,
+    presented_key=request_key,
+    refusal=rate_limit_refusal,
+    failed_authentication=answered_invalid,
+)
+
+
 def usage() -> AkismetUsage:
     return AkismetUsage(services().redis)
 
@@ -149,7 +185,7 @@ def comment_check() -> Response:
     submission = submission_from(values)
     svc = services()
     timeout = svc.settings.max_wait_seconds
-    comment = check_now(site, submission, timeout)
+    comment = check_now(svc, site, submission, timeout)
     decision = comment.decision if comment else None
     if decision is None or decision.scores is None or SCORING_FAILED in decision.reasons:
         debug = f"No scoring worker decided within {timeout:g} s; retry later."

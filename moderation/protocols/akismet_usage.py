@@ -11,6 +11,7 @@ grow it without bound (its calls still count in the totals).
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import redis
 
@@ -69,10 +70,11 @@ class AkismetUsage:
 
     def months(self, site: str) -> dict[str, Counts]:
         """Every kept month's totals, by "YYYY-MM"."""
-        names = sorted(m.decode() for m in self.redis.smembers(KEYS.akismet_months(site)))
+        months = cast(set[bytes], self.redis.smembers(KEYS.akismet_months(site)))
+        names = sorted(m.decode() for m in months)
         with self.redis.pipeline() as pipe:
             for month in names:
-                pipe.hmget(KEYS.akismet_usage(site, month), *COUNT_FIELDS)
+                pipe.hmget(KEYS.akismet_usage(site, month), list(COUNT_FIELDS))
             values = pipe.execute()
         found = {}
         for month, counts in zip(names, values, strict=True):
@@ -84,7 +86,8 @@ class AkismetUsage:
     def blogs(self, site: str, month: str) -> dict[str, Counts]:
         """The month's counts per blog."""
         per_blog: dict[str, dict[str, int]] = {}
-        for raw_field, raw_value in self.redis.hgetall(KEYS.akismet_usage(site, month)).items():
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.akismet_usage(site, month)))
+        for raw_field, raw_value in raw.items():
             blog, separator, name = raw_field.decode().rpartition(BLOG_SEPARATOR)
             if separator and name in COUNT_FIELDS:
                 per_blog.setdefault(blog, {})[name] = int(raw_value)
@@ -92,5 +95,7 @@ class AkismetUsage:
 
     def calls(self, site: str, month: str) -> int:
         """The month's comment checks."""
-        spam, ham = self.redis.hmget(KEYS.akismet_usage(site, month), "spam", "ham")
+        spam, ham = cast(
+            list[bytes | None], self.redis.hmget(KEYS.akismet_usage(site, month), ["spam", "ham"])
+        )
         return int(spam or 0) + int(ham or 0)

@@ -72,7 +72,7 @@ def moderate(site: str) -> Response:
         return reply(Answer(204, outcome="no text"))
     svc = services()
     timeout = svc.settings.coral_timeout
-    checked = check_now(site, coral.submission, timeout)
+    checked = check_now(svc, site, coral.submission, timeout)
     result = answer(checked.decision if checked else None)
     if result.outcome == "timeout":
         log.info("Coral check for site %s not decided within %g s: answered 204", site, timeout)

@@ -8,7 +8,7 @@ calls these functions.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -388,7 +388,7 @@ def analyze_response(
     request: AnalyzeRequest,
     attributes: list[Requested],
     summary: Mapping[str, float],
-    spans: list[tuple[int, int, Mapping[str, float]]] | None,
+    spans: Sequence[tuple[int, int, Mapping[str, float]]] | None,
     languages: list[str],
     detected: list[str],
 ) -> dict[str, Any]:

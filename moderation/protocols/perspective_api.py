@@ -11,11 +11,14 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from moderation.actions.immediate_checks import check_many
+from moderation.core import credentials
 from moderation.core.records import UNDETERMINED_LANGUAGE, Comment, Submission
 from moderation.core.sentences import sentence_spans
 from moderation.http.api import Blueprint
 from moderation.http.api.health import live_worker_names
 from moderation.http.app_services import services
+from moderation.http.errors import ApiError, error_response
+from moderation.http.rate_limits import ProtocolLimits, client_address
 from moderation.protocols.perspective import (
     AnalyzeRequest,
     ModelSupport,
@@ -31,7 +34,7 @@ from moderation.protocols.perspective import (
     scored_languages,
     suggested_label,
 )
-from moderation.storage.comment_store import WorkerModels
+from moderation.storage.worker_models import WorkerModels
 
 blp = Blueprint(
     "perspective",
@@ -87,6 +90,29 @@ def google_format(response: Response) -> Response:
     return response
 
 
+# --- rate limits (`moderation.http.rate_limits`) ------------------------------------------------
+
+
+def rate_limit_credential() -> str:
+    """The `?key=` (or `X-Goog-Api-Key`) by digest, or the address."""
+    key = query_key()
+    return f"credential:{credentials.digest(key)}" if key else client_address()
+
+
+def rate_limit_refusal(message: str, headers: dict[str, str]) -> Response:
+    """A 429 in Google's format, already: the failed-authentication throttle answers after
+    `google_format` has run, and `google_format` leaves an answer in Google's format as it is."""
+    return google_format(error_response(ApiError(429, message, headers=headers)))
+
+
+RATE_LIMITS = ProtocolLimits(
+    blueprint=blp.name,
+    credential=rate_limit_credential,
+    presented_key=query_key,
+    refusal=rate_limit_refusal,
+)
+
+
 def json_body() -> Any:
     """The request body as JSON whatever its Content-Type (Google's clients vary)."""
     try:
@@ -109,10 +135,11 @@ def current_support() -> ModelSupport:
 def score(texts: list[str], hint: str | None, keep: bool) -> list[Comment]:
     """Each text's decided check from the workers (one each, awaited together); 503 when they
     do not all come within MODERATION_MAX_WAIT seconds or one could not be scored."""
-    timeout = services().settings.max_wait_seconds
+    svc = services()
+    timeout = svc.settings.max_wait_seconds
     context = {"language": hint} if hint else {}
     submissions = [Submission(id="perspective", content=text, context=context) for text in texts]
-    decided = [c for c in check_many(g.site, submissions, timeout, keep_record=keep) if c]
+    decided = [c for c in check_many(svc, g.site, submissions, timeout, keep_record=keep) if c]
     decisions = [comment.decision for comment in decided if comment.decision]
     if len(decisions) < len(texts):
         raise PerspectiveError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -121,7 +121,7 @@ class AuthorStore:
             while True:
                 try:
                     pipe.watch(key)
-                    before = _standing(pipe.hget(key, "standing"))
+                    before = _standing(cast(bytes | None, pipe.hget(key, "standing")))
                     event = {
                         "at": now,
                         "actor": actor,

@@ -1,7 +1,8 @@
-"""Comments, decisions, audit events and counters in Redis, each change one atomic step.
+"""Comments, decisions and audit events in Redis, each change one atomic step.
 
 Key names live in `moderation.core.redis_keys`; the Lua scripts below keep a comment's record, its
-indexes and its audit trail consistent.
+indexes and its audit trail consistent. The spam counters are in `spam_counters`, the models
+each worker loaded in `worker_models`, labels in `label_store`.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.client import Pipeline
 
 from moderation.core.records import (
-    ActivityCounts,
     Comment,
     Decision,
     Status,
@@ -35,6 +34,15 @@ log = logging.getLogger(__name__)
 
 #: Enqueues the scoring job for (site, comment id) on the given transaction; returns its id.
 Enqueue = Callable[[Pipeline, str, str], str]
+#: What redis-py returns (typed loosely, as sync or async) for a sorted set read with its
+#: scores, and for a stream read, on a client that does not decode.
+ScoredMembers = list[tuple[bytes, float]]
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+
+#: Entries a site's event stream keeps (about: XADD MAXLEN ~). The one number, for the Python
+#: writes and, through the line below that starts each script writing to it, for the Lua ones.
+SITE_EVENTS_MAXLEN = 100_000
+_EVENTS_MAXLEN_LUA = f"local EVENTS_MAXLEN = '{SITE_EVENTS_MAXLEN}'\n"
 
 # Stores a decision only when the comment is in an allowed state, in one step: the record, the
 # pending and held indexes, the author's counts, the audit trail and a wake-up for waiters.
@@ -45,20 +53,31 @@ Enqueue = Callable[[Pipeline, str, str], str]
 # action, note, time, "1" when there is an author, "1" when approved comments are indexed for
 # retention, the phrases of the text that drove the scores (JSON, "" for none: kept as they are),
 # the dashboard fields to count (JSON list), the span scores (JSON, "" for none), the figures'
-# lifetime (seconds), how many approved comments the approved index keeps.
+# lifetime (seconds), how many approved comments the approved index keeps, "1" to return the
+# comment's record as the step leaves it, "1" when the decision is to be announced by webhook
+# (only then does it go into the webhook outbox: see webhook_outbox).
 # A comment submitted with "store": false loses its text as soon as it is decided, and is not
 # offered to moderators (there is nothing left to read). A moderator's decision settles the
 # readers' reports so far (later reports count from zero).
-# Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone.
-_DECIDE_SCRIPT = """
-local status = redis.call('HGET', KEYS[1], 'status')
+# Returns {1, previous status} when stored, {0, current status} when not allowed, {-1} if gone;
+# with ARGV[18] "1", the record (HGETALL) as a third element when there is one.
+_DECIDE_SCRIPT = (
+    _EVENTS_MAXLEN_LUA
+    + """
+-- the fields of the record this step reads, read once
+local record = redis.call('HMGET', KEYS[1], 'status', 'keep_text', 'submitted_at', 'reports_open')
+local status = record[1]
 if not status then return {-1, ''} end
+local function answer(code)
+  if ARGV[18] == '1' then return {code, status, redis.call('HGETALL', KEYS[1])} end
+  return {code, status}
+end
 local allowed = false
 for candidate in string.gmatch(ARGV[1], '[^,]+') do
   if candidate == status then allowed = true end
 end
-if not allowed then return {0, status} end
-local keep_text = redis.call('HGET', KEYS[1], 'keep_text') ~= '0'
+if not allowed then return answer(0) end
+local keep_text = record[2] ~= '0'
 local function queue_state()
   local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   return redis.call('ZCARD', KEYS[3]), oldest[2] or ''
@@ -70,14 +89,14 @@ if queue_changes then size_before, oldest_before = queue_state() end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'decision', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
 if ARGV[2] == 'held' and keep_text then
-  redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'submitted_at'), ARGV[6])
+  redis.call('ZADD', KEYS[3], record[3], ARGV[6])
 else
   redis.call('ZREM', KEYS[3], ARGV[6])
 end
 local event = cjson.encode({at = tonumber(ARGV[10]), actor = ARGV[7], action = ARGV[8],
                             from = status, to = ARGV[2], note = ARGV[9]})
 redis.call('RPUSH', KEYS[4], event)
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[6], 'event', event)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'comment', ARGV[6], 'event', event)
 if ARGV[11] == '1' then
   if status ~= 'pending' then redis.call('HINCRBY', KEYS[6], status, -1) end
   redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
@@ -101,11 +120,11 @@ if ARGV[2] == 'approved' and keep_text then
 else
   redis.call('ZREM', KEYS[12], ARGV[6])
 end
-redis.call('ZADD', KEYS[8], ARGV[10], ARGV[4])
+if ARGV[19] == '1' then redis.call('ZADD', KEYS[8], ARGV[10], ARGV[4]) end
 local decider = ARGV[7]
 if string.sub(decider, 1, 10) == 'moderator:' then
   decider = 'moderator'
-  if redis.call('HEXISTS', KEYS[1], 'reports_open') == 1 then
+  if record[4] then
     redis.call('HSET', KEYS[1], 'reports_open', 0, 'reports_settled_at', ARGV[10])
   end
   redis.call('ZREM', KEYS[11], ARGV[6])
@@ -122,8 +141,9 @@ if queue_changes then
 end
 redis.call('EXPIRE', KEYS[10], ARGV[16])
 redis.call('PUBLISH', ARGV[5], ARGV[2])
-return {1, status}
+return answer(1)
 """
+)
 
 # Erases a comment's text and personal fields, keeping its status, decision and audit trail.
 # Its label goes too (and the label counts and version say so, for the next training).
@@ -133,6 +153,7 @@ return {1, status}
 # member, actor, time.
 _ERASE_SCRIPT = (
     FORGET_LABEL_LUA
+    + _EVENTS_MAXLEN_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
@@ -152,7 +173,7 @@ redis.call('DEL', KEYS[11])
 local event = cjson.encode({at = tonumber(ARGV[4]), actor = ARGV[3], action = 'erase',
                             from = status, to = status, note = ''})
 redis.call('RPUSH', KEYS[4], event)
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', '100000', '*', 'comment', ARGV[1], 'event', event)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'comment', ARGV[1], 'event', event)
 return 1
 """
 )
@@ -178,10 +199,12 @@ class ConflictError(Exception):
 
 @dataclass(frozen=True)
 class DecideOutcome:
-    """Whether a decision was stored, and the comment's status before it (None: no comment)."""
+    """Whether a decision was stored, and the comment's status before it (None: no comment);
+    when asked for, the comment as that step left it (stored or not)."""
 
     stored: bool
     status: Status | None
+    comment: Comment | None = None
 
 
 @dataclass(frozen=True)
@@ -200,13 +223,24 @@ class DecideRequest:
     #: the decision it replaces, if any: the dashboard counts a moderator overturning the
     #: service's (see hourly_stats.decision_tallies)
     previous: Decision | None = None
+    #: also read the comment's record as the step leaves it, in that step (DecideOutcome.comment)
+    return_comment: bool = False
+    #: whether the decision is to be announced by webhook (`Outbox.announces`): only then does
+    #: the step put it in the webhook outbox, which the caller empties with `Outbox.queue`
+    #: (or, if it dies first, `Outbox.sweep`). True when the caller does not know: the sweep
+    #: then looks.
+    webhook: bool = True
 
 
-def _decide_outcome(result: list[Any]) -> DecideOutcome:
+def _decide_outcome(site: str, result: list[Any]) -> DecideOutcome:
     code, status = int(result[0]), result[1].decode() if len(result) > 1 else ""
     if code == -1:
         return DecideOutcome(stored=False, status=None)
-    return DecideOutcome(stored=code == 1, status=Status(status))
+    comment = None
+    if len(result) > 2:
+        flat = result[2]
+        comment = _comment_from_hash(site, dict(zip(flat[::2], flat[1::2], strict=True)))
+    return DecideOutcome(stored=code == 1, status=Status(status), comment=comment)
 
 
 @dataclass(frozen=True)
@@ -283,7 +317,7 @@ class CommentStore:
             while True:
                 try:
                     pipe.watch(key)
-                    existing = pipe.hgetall(key)
+                    existing = cast(dict[bytes, bytes], pipe.hgetall(key))
                     if existing:
                         pipe.unwatch()
                         comment = _comment_from_hash(site, existing)
@@ -300,7 +334,7 @@ class CommentStore:
                     pipe.xadd(
                         KEYS.site_events(site),
                         {"comment": submission.id, "event": event},
-                        maxlen=100_000,
+                        maxlen=SITE_EVENTS_MAXLEN,
                         approximate=True,
                     )
                     job_id = enqueue(pipe, site, submission.id)
@@ -326,7 +360,7 @@ class CommentStore:
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, site: str, comment_id: str) -> Comment | None:
-        data = self.redis.hgetall(KEYS.comment(site, comment_id))
+        data = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.comment(site, comment_id)))
         return _comment_from_hash(site, data) if data else None
 
     def get_many(self, keys: Sequence[tuple[str, str]]) -> list[Comment | None]:
@@ -360,7 +394,10 @@ class CommentStore:
 
     def pending_before(self, cutoff: float, limit: int = 200) -> list[tuple[str, str]]:
         """(site, id) of comments still pending that arrived before `cutoff`, oldest first."""
-        members = self.redis.zrangebyscore(KEYS.pending, "-inf", cutoff, start=0, num=limit)
+        members = cast(
+            list[bytes],
+            self.redis.zrangebyscore(KEYS.pending, "-inf", cutoff, start=0, num=limit),
+        )
         return [tuple(member.decode().split("\n", 1)) for member in members]  # type: ignore[misc]
 
     def sample_texts(self, limit: int, *, scans: int = 10) -> list[str]:
@@ -370,19 +407,22 @@ class CommentStore:
         keys: list[bytes] = []
         cursor = 0
         for _ in range(scans):
-            cursor, found = self.redis.scan(cursor, match=KEYS.comment("*", "*"), count=1000)
+            cursor, found = cast(
+                tuple[int, list[bytes]],
+                self.redis.scan(cursor, match=KEYS.comment("*", "*"), count=1000),
+            )
             keys += found
             if cursor == 0 or len(keys) >= 4 * limit:
                 break
         with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hget(key, "content")
+                pipe.hget(key, "content")  # type: ignore[arg-type]  # redis-py: str only; bytes work
             contents = pipe.execute()
         texts = list(dict.fromkeys(raw.decode() for raw in contents if raw))
         return texts[:limit]
 
     def job_id(self, site: str, comment_id: str) -> str | None:
-        raw = self.redis.hget(KEYS.comment(site, comment_id), "job_id")
+        raw = cast(bytes | None, self.redis.hget(KEYS.comment(site, comment_id), "job_id"))
         return raw.decode() if raw else None
 
     def requeue(self, site: str, comment_id: str, enqueue: Enqueue) -> str | None:
@@ -410,7 +450,7 @@ class CommentStore:
                 pipe.watch(key)
                 comment = self.get(site, comment_id)
                 failed = comment is not None and comment.status is Status.HELD
-                if not failed or comment.decision is None:
+                if not failed or comment is None or comment.decision is None:
                     pipe.unwatch()
                     return False
                 if comment.decision.reasons != [SCORING_FAILED]:
@@ -430,11 +470,11 @@ class CommentStore:
         return True
 
     def pending_count(self) -> int:
-        return int(self.redis.zcard(KEYS.pending))
+        return cast(int, self.redis.zcard(KEYS.pending))
 
     def oldest_pending_age(self) -> float | None:
         """Seconds since the oldest undecided comment arrived, or None when there is none."""
-        oldest = self.redis.zrange(KEYS.pending, 0, 0, withscores=True)
+        oldest = cast(ScoredMembers, self.redis.zrange(KEYS.pending, 0, 0, withscores=True))
         return max(0.0, utc_now() - oldest[0][1]) if oldest else None
 
     # --- deciding ---------------------------------------------------------------------------
@@ -451,6 +491,8 @@ class CommentStore:
         highlights: Mapping[str, list[str]] | None = None,
         spans: Mapping[str, list[list[float]]] | None = None,
         previous: Decision | None = None,
+        return_comment: bool = False,
+        webhook: bool = True,
     ) -> DecideOutcome:
         """Store `decision` if the comment's status is one of `allowed`, with its audit event.
 
@@ -458,16 +500,29 @@ class CommentStore:
         `highlights` (label -> phrases of the text that drove its score) are kept beside the
         decision, and erased with the text; without them, those already kept stay; so are
         `spans`. `previous`: the decision this one replaces (for the dashboard's figures).
+        With `return_comment`, the outcome also carries the comment as this step left it (read
+        in the same atomic step, instead of a read after it). `webhook`: whether the decision
+        is to be announced by webhook (see DecideRequest.webhook).
         """
         if author_id is None:
             comment = self.get(site, comment_id)
             author_id = comment.submission.author.get("id", "") if comment else ""
         request = DecideRequest(
-            site, comment_id, decision, author_id, allowed, note, highlights, spans, previous
+            site,
+            comment_id,
+            decision,
+            author_id,
+            allowed,
+            note,
+            highlights,
+            spans,
+            previous,
+            return_comment,
+            webhook,
         )
         result = self._decide(*self._decide_arguments(request))
         self.confirm()  # also when it was decided already: confirms that earlier decision
-        return _decide_outcome(result)
+        return _decide_outcome(site, result)
 
     def decide_many(self, requests: Sequence[DecideRequest]) -> list[DecideOutcome]:
         """`decide` for several comments in one round trip (each decision atomic on its own,
@@ -478,7 +533,10 @@ class CommentStore:
                 self._decide(keys=keys, args=args, client=pipe)
             results = pipe.execute()
         self.confirm()
-        return [_decide_outcome(result) for result in results]
+        return [
+            _decide_outcome(request.site, result)
+            for request, result in zip(requests, results, strict=True)
+        ]
 
     def _decide_arguments(self, request: DecideRequest) -> tuple[list[str], list[str]]:
         """The decide script's keys and arguments for `request`."""
@@ -515,6 +573,8 @@ class CommentStore:
             json.dumps(dict(request.spans)) if request.spans else "",
             str(STATS_TTL_SECONDS),
             str(APPROVED_INDEX_SIZE),
+            "1" if request.return_comment else "0",
+            "1" if request.webhook else "0",
         ]
         return keys, args
 
@@ -531,23 +591,24 @@ class CommentStore:
             num=count + 64,
             withscores=True,
         )
-        return [(score, member.decode()) for member, score in rows]
+        return [(score, member.decode()) for member, score in cast(ScoredMembers, rows)]
 
     def approved_page(self, site: str, count: int) -> list[tuple[float, str]]:
         """(decision time, id) of the site's newest `count` approved comments, newest first."""
         rows = self.redis.zrevrange(KEYS.approved(site), 0, count - 1, withscores=True)
-        return [(score, member.decode()) for member, score in rows]
+        return [(score, member.decode()) for member, score in cast(ScoredMembers, rows)]
 
     def held_count(self, site: str) -> int:
-        return int(self.redis.zcard(KEYS.held(site)))
+        return cast(int, self.redis.zcard(KEYS.held(site)))
 
     def audit(self, site: str, comment_id: str) -> list[dict[str, Any]]:
         """The comment's audit events, oldest first."""
-        return [json.loads(raw) for raw in self.redis.lrange(KEYS.audit(site, comment_id), 0, -1)]
+        events = cast(list[bytes], self.redis.lrange(KEYS.audit(site, comment_id), 0, -1))
+        return [json.loads(raw) for raw in events]
 
     def latest_event_id(self, site: str) -> str:
         """The id of the site's newest audit event ("0-0" when there is none)."""
-        newest = self.redis.xrevrange(KEYS.site_events(site), count=1)
+        newest = cast(StreamEntries, self.redis.xrevrange(KEYS.site_events(site), count=1))
         return newest[0][0].decode() if newest else "0-0"
 
     # --- erasing ----------------------------------------------------------------------------
@@ -593,73 +654,14 @@ class CommentStore:
 
     def erase_approved_before(self, cutoff: float, limit: int = 500) -> int:
         """Erase approved comments decided before `cutoff` (retention); returns how many."""
-        members = self.redis.zrangebyscore(KEYS.retention, "-inf", cutoff, start=0, num=limit)
+        members = cast(
+            list[bytes],
+            self.redis.zrangebyscore(KEYS.retention, "-inf", cutoff, start=0, num=limit),
+        )
         for member in members:
             site, _, comment_id = member.decode().partition("\n")
             self.erase(site, comment_id, actor="retention")
         return len(members)
-
-    # --- spam counters ----------------------------------------------------------------------
-
-    def count_activity(
-        self,
-        comment: Comment,
-        fingerprint: str,
-        duplicate_window: int,
-        burst_window: int,
-    ) -> ActivityCounts:
-        """Record the comment in its recent-activity sets and count its neighbours."""
-        [counts] = self.count_activity_many(
-            [(comment, fingerprint)], duplicate_window, burst_window
-        )
-        return counts
-
-    def count_activity_many(
-        self,
-        comments: Sequence[tuple[Comment, str]],
-        duplicate_window: int,
-        burst_window: int,
-    ) -> list[ActivityCounts]:
-        """`count_activity` for several (comment, text fingerprint), in one round trip, in
-        order (a comment counts those before it).
-
-        Members are comment ids, so running this twice for one comment counts it once. The
-        sets are trimmed by submission time, not by the clock: in a backlog a comment is scored
-        long after it arrived, and its window (and those of the comments queued behind it)
-        still needs entries older than now - window.
-        """
-        now = utc_now()
-        every: list[dict[str, tuple[str, int]]] = []
-        with self.redis.pipeline(transaction=False) as pipe:
-            for comment, fingerprint in comments:
-                author = comment.submission.author
-                windows = {"text": (fingerprint, duplicate_window)}
-                if author.get("id"):
-                    windows["author"] = (author["id"], burst_window)
-                if author.get("ip"):
-                    windows["ip"] = (author["ip"], burst_window)
-                at = comment.submitted_at
-                backlog = math.ceil(max(0.0, now - at))
-                for kind, (value, window) in windows.items():
-                    key = KEYS.recent(kind, comment.site, value)
-                    pipe.zadd(key, {comment.id: at})
-                    pipe.zremrangebyscore(key, "-inf", f"({at - window}")
-                    pipe.expire(key, window + backlog)
-                    pipe.zcount(key, at - window, at)
-                every.append(windows)
-            replies = pipe.execute()
-        found: list[ActivityCounts] = []
-        for windows in every:
-            mine, replies = replies[: 4 * len(windows)], replies[4 * len(windows) :]
-            counts = dict(zip(windows, mine[3::4], strict=True))
-            found.append(
-                ActivityCounts(
-                    duplicate_count=int(counts.get("text", 1)),
-                    author_burst=int(counts.get("author", 1)),
-                    ip_burst=int(counts.get("ip", 1)),
-                )
-            )
-        return found
 
 
 def _count_submitted(pipe: Pipeline, site: str, now: float) -> None:
@@ -736,23 +738,3 @@ def _comment_from_hash(site: str, data: dict[bytes, bytes]) -> Comment:
         spans=json.loads(fields.get("spans") or "{}"),
         open_reports=int(fields.get("reports_open") or 0),
     )
-
-
-class WorkerModels:
-    """Which models each worker process loaded, so /readyz can say what is active."""
-
-    def __init__(self, connection: redis.Redis) -> None:
-        self.redis = connection
-
-    def register(self, worker_name: str, models: dict[str, str]) -> None:
-        self.redis.hset(KEYS.worker_models, worker_name, json.dumps(models))
-
-    def unregister(self, worker_name: str) -> None:
-        self.redis.hdel(KEYS.worker_models, worker_name)
-
-    def of(self, worker_names: list[str]) -> dict[str, dict[str, str]]:
-        """Models of the named (live) workers."""
-        models = {
-            k.decode(): json.loads(v) for k, v in self.redis.hgetall(KEYS.worker_models).items()
-        }
-        return {name: models[name] for name in worker_names if name in models}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from typing import cast
 
 import redis
 from cryptography.fernet import Fernet, InvalidToken
@@ -51,7 +52,7 @@ class CoralSecretStore:
     def get(self, site: str) -> list[str]:
         """The site's secrets; empty when it has none or they cannot be read (wrong server key
         or a value that is not this site's)."""
-        sealed = self.redis.get(KEYS.coral_secrets(site))
+        sealed = cast(bytes | None, self.redis.get(KEYS.coral_secrets(site)))
         if sealed is None or self._fernet is None:
             return []
         try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -148,12 +148,12 @@ class Durability:
                 time.sleep(1.0)
 
     def _check(self, connection: redis.Redis) -> None:
-        replication = connection.info("replication")
+        replication = cast(dict[str, Any], connection.info("replication"))
         if replication.get("role") != "master":
             raise DurabilityUnavailable(
                 "REDIS_URL names a replica; point it at the master (or at the Sentinels)"
             )
-        persistence = connection.info("persistence")
+        persistence = cast(dict[str, Any], connection.info("persistence"))
         setting = f"MODERATION_DURABILITY={self.mode}"
         if not int(persistence.get("aof_enabled", 0)):
             raise DurabilityUnavailable(
@@ -194,7 +194,8 @@ def server_has_waitaof(connection: redis.Redis) -> bool:
 def appendfsync(connection: redis.Redis) -> str:
     """The server's appendfsync policy, or "unknown" when CONFIG is not available to us."""
     try:
-        value = connection.config_get("appendfsync").get("appendfsync", "unknown")
+        config = cast(dict[str, str], connection.config_get("appendfsync"))
+        value = config.get("appendfsync", "unknown")
     except redis.ResponseError:  # managed Redis often renames or disables CONFIG
         return "unknown (CONFIG GET is refused)"
     return value.decode() if isinstance(value, bytes) else str(value)

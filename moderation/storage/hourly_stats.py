@@ -1,10 +1,9 @@
 """The dashboard's figures: counts per site and UTC hour, kept in Redis by the steps they count.
 
 Each decision adds its tallies to the hour's hash in the same Lua step that stores it
-(`moderation.storage.comment_store`), each accepted comment in the transaction that stores it, each
-reader's
-report in the step that records it; so the figures never disagree with what happened, and the
-dashboard reads `hours` small hashes per site instead of scanning comments.
+(`moderation.storage.comment_store`), each accepted comment in the transaction that stores it,
+each reader's report in the step that records it; so the figures never disagree with what
+happened, and the dashboard reads `hours` small hashes per site instead of scanning comments.
 
 Fields of `mod:stats:{site}:{hour}`:
 
@@ -242,7 +241,7 @@ def _queue_series(
     for index, hour in enumerate(window):
         end = min(now, (hour + 1) * 3600)
         size_series.append(sum(site[index] for site in sizes) if sizes else None)
-        known = [site[index] for site in oldests if site[index] is not None]
+        known = [age for site in oldests if (age := site[index]) is not None]
         age_series.append(_age(min(known), end) if known else None)
     return size_series, age_series
 

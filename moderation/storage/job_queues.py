@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import redis
@@ -17,7 +18,7 @@ from moderation.storage.comment_store import Enqueue
 SCORING_QUEUE = "moderation-scoring"
 SCORE_COMMENT_JOB = "workers.jobs.score_comment"
 SCORING_FAILED_CALLBACK = "workers.jobs.scoring_failed"
-RETRAIN_SITE_JOB = "workers.learning.jobs.retrain_site"
+RETRAIN_SITE_JOB = "workers.learning.retraining.retrain_site"
 DELIVERY_QUEUE = "moderation-webhooks"
 DELIVER_WEBHOOK_JOB = "workers.deliveries.deliver_webhook"
 
@@ -32,8 +33,6 @@ RESULT_TTL = 600
 SCORING_RESULT_TTL = 60
 #: Keep a failed job a week so operators can look at it.
 FAILURE_TTL = 7 * 24 * 3600
-#: Seconds between retries of a failed scoring job.
-RETRY_INTERVALS = [2, 10, 60]
 #: Seconds a retraining job may run (it trains two models on up to 20,000 labels).
 RETRAIN_TIMEOUT = 600
 #: Seconds a site stays marked "retraining queued"; if its job is lost, the workers'
@@ -46,6 +45,13 @@ def is_check_job(job_id: str | bytes | None) -> bool:
     if isinstance(job_id, bytes):
         job_id = job_id.decode()
     return bool(job_id) and job_id.startswith(CHECK_JOB_PREFIX)  # type: ignore[union-attr]
+
+
+def retry_schedule(retries: int, intervals: Sequence[int]) -> list[int]:
+    """Seconds before each of `retries` retries: `intervals` in order, the last one again for
+    retries beyond them (0 when there are none). RQ itself would repeat the first, first."""
+    last = intervals[-1] if intervals else 0
+    return [intervals[i] if i < len(intervals) else last for i in range(retries)]
 
 
 def scoring_queue(connection: redis.Redis) -> Queue:
@@ -107,13 +113,14 @@ class ScoringEnqueuer:
         queue: Queue | None = None,
     ) -> str:
         retries = self.settings.job_retries
+        intervals = retry_schedule(retries, self.settings.scoring_retry_intervals)
         job = (queue or self.queue).enqueue_call(
             SCORE_COMMENT_JOB,
             args=(site, comment_id),
             timeout=self.settings.job_timeout,
             result_ttl=SCORING_RESULT_TTL,
             failure_ttl=FAILURE_TTL,
-            retry=Retry(max=retries, interval=RETRY_INTERVALS[:retries]) if retries else None,
+            retry=Retry(max=retries, interval=intervals) if retries else None,
             on_failure=Callback(SCORING_FAILED_CALLBACK),
             description="score comment",
             meta=job_meta(),

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -56,8 +56,7 @@ class Label:
 
 #: A Lua function for the scripts that remove a comment's label (here, and the erasure in
 #: `moderation.storage.comment_store`): deletes label `id` from `stream` and counts it out of
-#: `stats` by kind.
-#: Returns whether there was such a label.
+#: `stats` by kind. Returns whether there was such a label.
 FORGET_LABEL_LUA = """
 local function forget_label(stream, stats, id)
   local entries = redis.call('XRANGE', stream, id, id)
@@ -124,7 +123,7 @@ class LabelStore:
     (the service queues the site's retraining there)."""
 
     def __init__(
-        self, connection: redis.Redis, on_change: Callable[[str], None] | None = None
+        self, connection: redis.Redis, on_change: Callable[[str], object] | None = None
     ) -> None:
         self.redis = connection
         self.on_change = on_change or (lambda site: None)
@@ -176,12 +175,15 @@ class LabelStore:
 
     def recent(self, site: str, limit: int) -> list[Label]:
         """The site's newest `limit` labels, oldest first."""
-        entries = self.redis.xrevrange(KEYS.labels(site), count=limit)
+        entries = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            self.redis.xrevrange(KEYS.labels(site), count=limit),
+        )
         return [_label(entry_id, fields) for entry_id, fields in reversed(entries)]
 
     def counts(self, site: str) -> dict[str, int]:
         """Labels per kind (as counted when they came and went)."""
-        stats = self.redis.hgetall(KEYS.label_stats(site))
+        stats = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.label_stats(site)))
         return {kind.value: max(0, int(stats.get(kind.value.encode(), 0))) for kind in LabelKind}
 
     def set_counts(self, site: str, counts: Mapping[str, int]) -> None:
@@ -189,19 +191,19 @@ class LabelStore:
         self.redis.hset(KEYS.label_stats(site), mapping=dict(counts))
 
     def version(self, site: str) -> int:
-        return int(self.redis.hget(KEYS.label_stats(site), "version") or 0)
+        return int(cast(bytes | None, self.redis.hget(KEYS.label_stats(site), "version")) or 0)
 
     def trained_version(self, site: str) -> int:
-        return int(self.redis.hget(KEYS.label_stats(site), "trained") or 0)
+        return int(cast(bytes | None, self.redis.hget(KEYS.label_stats(site), "trained")) or 0)
 
     def mark_trained(self, site: str, version: int) -> None:
-        self.redis.hset(KEYS.label_stats(site), "trained", version)
+        self.redis.hset(KEYS.label_stats(site), "trained", str(version))
 
     def untrained_sites(self, sites: list[str]) -> list[str]:
         """Those of `sites` whose labels changed since their models were last trained."""
         with self.redis.pipeline(transaction=False) as pipe:
             for site in sites:
-                pipe.hmget(KEYS.label_stats(site), "version", "trained")
+                pipe.hmget(KEYS.label_stats(site), ["version", "trained"])
             replies = pipe.execute()
         return [
             site
@@ -241,7 +243,8 @@ class LabelScores:
         if not label_ids:
             return {}
         found = {}
-        for label_id, raw in zip(label_ids, self.redis.hmget(self.key, label_ids), strict=True):
+        kept_raw = cast(list[bytes | None], self.redis.hmget(self.key, label_ids))
+        for label_id, raw in zip(label_ids, kept_raw, strict=True):
             kept = json.loads(raw) if raw else None
             if kept and kept.get("model") == self.model:
                 found[label_id] = kept["scores"]

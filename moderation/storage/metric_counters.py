@@ -7,6 +7,7 @@ Workers produce most figures (decisions, scoring latency, webhook deliveries) an
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import redis
 
@@ -47,13 +48,14 @@ class RedisCounters:
             pipe.execute()
 
     def counters(self) -> dict[str, int]:
-        raw = self.redis.hgetall(KEYS.metric_counters)
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.metric_counters))
         return {key.decode(): int(value) for key, value in raw.items()}
 
     def scoring_histograms(self) -> dict[str, dict[str, float]]:
-        models = sorted(m.decode() for m in self.redis.smembers(KEYS.scoring_models))
+        names = cast(set[bytes], self.redis.smembers(KEYS.scoring_models))
+        models = sorted(m.decode() for m in names)
         histograms = {}
         for model in models:
-            raw = self.redis.hgetall(KEYS.scoring_histogram(model))
+            raw = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.scoring_histogram(model)))
             histograms[model] = {key.decode(): float(value) for key, value in raw.items()}
         return histograms

@@ -1,7 +1,7 @@
 """The sites' own models in Redis: every version's file, which one is in use, and a log of
 every training and rollback.
 
-The learning job (`workers.learning.jobs`) adds versions; every scoring worker, on any host,
+The learning job (`workers.learning.retraining`) adds versions; every scoring worker, on any host,
 reads which version each site uses before each batch and loads a new one when it changes, so
 a new model takes effect without a restart. The API (`GET /v1/models`) and the command line
 (`moderation models`) read and roll back. Version 0 means the base model alone.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -55,18 +55,18 @@ class ModelRegistry:
         }
 
     def model_file(self, site: str, kind: str, version: int) -> bytes | None:
-        return self.redis.get(KEYS.site_model(site, kind, version))
+        return cast(bytes | None, self.redis.get(KEYS.site_model(site, kind, version)))
 
     def twin_file(self, site: str, kind: str, version: int) -> bytes | None:
         """The version's held-out twin (fitted without the labels that measured it), which
         the next candidate is measured against."""
-        return self.redis.get(KEYS.site_model_twin(site, kind, version))
+        return cast(bytes | None, self.redis.get(KEYS.site_model_twin(site, kind, version)))
 
     # --- recording training -----------------------------------------------------------------
 
     def next_version(self, site: str, kind: str) -> int:
         """A new version number (numbers are never reused, even for models not promoted)."""
-        return int(self.redis.hincrby(KEYS.model_sequence(site), kind, 1))
+        return cast(int, self.redis.hincrby(KEYS.model_sequence(site), kind, 1))
 
     def record(
         self,
@@ -84,7 +84,7 @@ class ModelRegistry:
                 pipe.set(KEYS.site_model(site, kind, version), model_file)
                 if twin_file is not None:
                     pipe.set(KEYS.site_model_twin(site, kind, version), twin_file)
-                pipe.hset(KEYS.site_models(site), kind, version)
+                pipe.hset(KEYS.site_models(site), kind, str(version))
                 self._forget_old_files(pipe, site, kind, version)
             self._log(pipe, site, kind, {"event": "trained", "at": utc_now(), **entry})
             pipe.execute()
@@ -99,7 +99,7 @@ class ModelRegistry:
             raise UnknownVersionError(f"no stored {kind} model version {to} for site {site!r}")
         with self.redis.pipeline() as pipe:
             if to:
-                pipe.hset(KEYS.site_models(site), kind, to)
+                pipe.hset(KEYS.site_models(site), kind, str(to))
             else:
                 pipe.hdel(KEYS.site_models(site), kind)
             entry = {"event": "rollback", "at": utc_now(), "from": current, "to": to}
@@ -111,7 +111,7 @@ class ModelRegistry:
 
     def log(self, site: str, kind: str, limit: int = KEEP_LOG) -> list[dict[str, Any]]:
         """Trainings and rollbacks, newest first."""
-        raw = self.redis.lrange(KEYS.model_log(site, kind), 0, limit - 1)
+        raw = cast(list[bytes], self.redis.lrange(KEYS.model_log(site, kind), 0, limit - 1))
         return [json.loads(item) for item in raw]
 
     def promoted_versions(self, site: str, kind: str) -> list[int]:

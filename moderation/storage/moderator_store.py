@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -105,35 +106,34 @@ class ModeratorStore:
         return ModeratorCredentials(name, role, token, password)
 
     def get(self, name: str) -> Moderator | None:
-        data = self.redis.hgetall(KEYS.moderator(name))
-        if not data or b"role" not in data:
-            return None
-        fields = {key.decode(): value.decode() for key, value in data.items()}
-        return Moderator(
-            name=name,
-            role=Role(fields["role"]),
-            sites=tuple(json.loads(fields.get("sites", "[]"))),
-            disabled=fields.get("disabled") == "1",
-            session_epoch=fields.get("session_epoch", ""),
-        )
+        data = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.moderator(name)))
+        return _moderator_from_hash(name, data)
 
     def names(self) -> list[str]:
-        return sorted(name.decode() for name in self.redis.smembers(KEYS.moderators))
+        names = cast(set[bytes], self.redis.smembers(KEYS.moderators))
+        return sorted(name.decode() for name in names)
 
     def by_token(self, token: str) -> Moderator | None:
-        """The enabled moderator whose API token this is, or None."""
-        name = self.redis.get(KEYS.moderator_token(credentials.digest(token)))
+        """The enabled moderator whose API token this is, or None: the token index names the
+        account, whose record (read once) must still hold the token's digest, compared in
+        constant time (an index entry left by a reset finds nothing)."""
+        name = cast(bytes | None, self.redis.get(KEYS.moderator_token(credentials.digest(token))))
         if name is None:
             return None
-        stored = self.redis.hget(KEYS.moderator(name.decode()), "token_digest")
+        data = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.moderator(name.decode())))
+        stored = data.get(b"token_digest")
         if stored is None or not credentials.digests_match(stored.decode(), token):
             return None
-        moderator = self.get(name.decode())
+        moderator = _moderator_from_hash(name.decode(), data)
         return moderator if moderator and not moderator.disabled else None
 
     def by_password(self, name: str, password: str) -> Moderator | None:
         """The enabled moderator with this name and password, or None (same cost either way)."""
-        stored = self.redis.hget(KEYS.moderator(name), "password_hash") if name else None
+        stored = (
+            cast(bytes | None, self.redis.hget(KEYS.moderator(name), "password_hash"))
+            if name
+            else None
+        )
         matches = check_password_hash(stored.decode() if stored else _DUMMY_HASH, password)
         if stored is None or not matches:
             return None
@@ -154,7 +154,7 @@ class ModeratorStore:
         moderator = self._require(name)
         password, token = new_password(), new_token()
         token_digest = credentials.digest(token)
-        old_digest = self.redis.hget(KEYS.moderator(name), "token_digest")
+        old_digest = cast(bytes | None, self.redis.hget(KEYS.moderator(name), "token_digest"))
         with self.redis.pipeline() as pipe:
             if old_digest:
                 pipe.delete(KEYS.moderator_token(old_digest.decode()))
@@ -175,3 +175,17 @@ class ModeratorStore:
         if moderator is None:
             raise UnknownModeratorError(name)
         return moderator
+
+
+def _moderator_from_hash(name: str, data: dict[bytes, bytes]) -> Moderator | None:
+    """The account a moderator's record (HGETALL) describes; None when there is none."""
+    if not data or b"role" not in data:
+        return None
+    fields = {key.decode(): value.decode() for key, value in data.items()}
+    return Moderator(
+        name=name,
+        role=Role(fields["role"]),
+        sites=tuple(json.loads(fields.get("sites", "[]"))),
+        disabled=fields.get("disabled") == "1",
+        session_epoch=fields.get("session_epoch", ""),
+    )

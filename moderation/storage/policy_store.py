@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -57,13 +57,17 @@ class PolicyStore:
 
     def get(self, site: str) -> PolicySettings:
         """The site's policy, or the service default (version 0) when it has none."""
-        raw = self.redis.get(KEYS.policy(site))
+        raw = cast(bytes | None, self.redis.get(KEYS.policy(site)))
         return policy_from_json(json.loads(raw)) if raw else self.default
 
     def get_many(self, sites: Iterable[str]) -> dict[str, PolicySettings]:
         """The policies of `sites`, in one round trip."""
         unique = list(dict.fromkeys(sites))
-        raws = self.redis.mget([KEYS.policy(site) for site in unique]) if unique else []
+        raws = (
+            cast(list[bytes | None], self.redis.mget([KEYS.policy(site) for site in unique]))
+            if unique
+            else []
+        )
         return {
             site: policy_from_json(json.loads(raw)) if raw else self.default
             for site, raw in zip(unique, raws, strict=True)
@@ -79,7 +83,7 @@ class PolicyStore:
             while True:
                 try:
                     pipe.watch(key)
-                    raw = pipe.get(key)
+                    raw = cast(bytes | None, pipe.get(key))
                     current = policy_from_json(json.loads(raw)) if raw else self.default
                     if expected_version is not None and expected_version != current.version:
                         pipe.unwatch()

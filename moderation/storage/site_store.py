@@ -10,6 +10,7 @@ import hmac
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -135,7 +136,7 @@ class SiteStore:
         """Store each new digest in its field and index it, dropping the old ones' index
         entries (so the old key stops working at once)."""
         fields = [stored.field for stored in digests]
-        old_digests = self.redis.hmget(KEYS.site(name), fields)
+        old_digests = cast(list[bytes | None], self.redis.hmget(KEYS.site(name), fields))
         with self.redis.pipeline() as pipe:
             for stored, old_digest in zip(digests, old_digests, strict=True):
                 if old_digest:
@@ -146,7 +147,7 @@ class SiteStore:
             pipe.execute()
 
     def get(self, name: str) -> Site | None:
-        return _site_from_hash(name, self.redis.hgetall(KEYS.site(name)))
+        return _site_from_hash(name, cast(dict[bytes, bytes], self.redis.hgetall(KEYS.site(name))))
 
     def get_many(self, names: Iterable[str]) -> dict[str, Site | None]:
         """The sites of `names` (None for unknown ones), in one round trip."""
@@ -179,22 +180,22 @@ class SiteStore:
 
     def api_key_digest(self, name: str) -> str | None:
         """The stored digest of the site's API key (what rate limits count a site's calls by)."""
-        held = self.redis.hget(KEYS.site(name), API_KEY.field)
+        held = cast(bytes | None, self.redis.hget(KEYS.site(name), API_KEY.field))
         return held.decode() if held else None
 
     def _owner(self, stored: StoredKey, presented_digest: str) -> str | None:
         """The site the index names, if its record still holds the digest (compared in
         constant time): an index entry left by a rotation finds nothing."""
-        name = self.redis.get(stored.index(presented_digest))
+        name = cast(bytes | None, self.redis.get(stored.index(presented_digest)))
         if name is None:
             return None
-        held = self.redis.hget(KEYS.site(name.decode()), stored.field)
+        held = cast(bytes | None, self.redis.hget(KEYS.site(name.decode()), stored.field))
         if held is None or not hmac.compare_digest(held, presented_digest.encode()):
             return None
         return name.decode()
 
     def names(self) -> list[str]:
-        return sorted(n.decode() for n in self.redis.smembers(KEYS.sites))
+        return sorted(n.decode() for n in cast(set[bytes], self.redis.smembers(KEYS.sites)))
 
     def _require_secret_key(self) -> str:
         if not self.secret_key:

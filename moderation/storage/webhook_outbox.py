@@ -1,15 +1,23 @@
 """Webhook bookkeeping in Redis: the outbox of decisions to announce and each delivery attempt.
 
-Every stored decision adds its comment to the outbox in the same Lua step (see `store`), so a
-crash between deciding and queueing the webhook loses nothing: `Outbox.sweep` queues what is
+Every stored decision that is to be announced adds its comment to the outbox in the same Lua
+step (`CommentStore.decide` with `webhook`, which the caller learns from `Outbox.announces`), so
+a crash between deciding and queueing the webhook loses nothing: `Outbox.sweep` queues what is
 left. Delivery is at least once; receivers should treat a repeated event as the same news.
+
+A decision is announced to the callback URL known when it is made (the comment's own, else its
+site's; the worker's site record is the one its batch read). A decision made while there was
+none skips the outbox, so nothing announces it later: a site that sets its callback URL
+afterwards hears of later decisions (and of earlier ones it asks to redeliver), as it always
+did when no process died between deciding and queueing. The sweep still reads the URL again
+before it queues, so an entry whose URL was removed meanwhile is dropped, not delivered.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -68,6 +76,28 @@ class Outbox:
         found = site_record or self.sites.get(site)
         return found.callback_url if found else None
 
+    def announces(self, comment: Comment, site_record: Site | None = None) -> bool:
+        """Whether a decision on `comment` is to be announced by webhook (its site's record is
+        read unless given, and only when the comment names no URL of its own): what a caller
+        tells `CommentStore.decide` (`webhook`) before deciding, then `queue`s if stored."""
+        return self.callback_url(comment.site, comment.id, comment, site_record) is not None
+
+    def queue(self, site: str, comment_id: str) -> None:
+        """Queue the webhook of a decision stored with `webhook` and take it off the outbox,
+        in one transaction."""
+        self.queue_many([(site, comment_id)])
+
+    def queue_many(self, decided: Sequence[tuple[str, str]]) -> None:
+        """`queue` for several decisions (site, comment id), in one transaction."""
+        if not decided:
+            return
+        with self.redis.pipeline() as pipe:
+            pipe.multi()
+            for site, comment_id in decided:
+                self.enqueue(pipe, site, comment_id)
+                pipe.zrem(KEYS.outbox, pending_member(site, comment_id))
+            pipe.execute()
+
     def flush(
         self,
         site: str,
@@ -75,9 +105,10 @@ class Outbox:
         comment: Comment | None = None,
         site_record: Site | None = None,
     ) -> bool:
-        """Queue the webhook for the comment's latest decision (if anyone listens) and take it
-        off the outbox, in one transaction. Returns whether a delivery was queued. `comment`
-        and `site_record`, when the caller has them, save reading them again."""
+        """Queue the webhook for the comment's latest decision (if anyone listens now) and
+        take it off the outbox, in one transaction: for an entry whose decider died before
+        its `queue`. Returns whether a delivery was queued. `comment` and `site_record`, when
+        the caller has them, save reading them again."""
         member = pending_member(site, comment_id)
         with self.redis.pipeline() as pipe:
             pipe.multi()
@@ -88,20 +119,10 @@ class Outbox:
             pipe.execute()
         return queued
 
-    def flush_many(self, decided: Sequence[tuple[Comment, Site | None]]) -> None:
-        """`flush` for several decided comments (each with its site's record), in one
-        transaction."""
-        with self.redis.pipeline() as pipe:
-            pipe.multi()
-            for comment, site_record in decided:
-                if self.callback_url(comment.site, comment.id, comment, site_record) is not None:
-                    self.enqueue(pipe, comment.site, comment.id)
-                pipe.zrem(KEYS.outbox, pending_member(comment.site, comment.id))
-            pipe.execute()
-
-    def redeliver(self, site: str, comment_id: str) -> bool:
-        """Queue a delivery of the comment's current state now."""
-        if self.callback_url(site, comment_id) is None:
+    def redeliver(self, site: str, comment_id: str, comment: Comment | None = None) -> bool:
+        """Queue a delivery of the comment's current state now (`comment`, when the caller has
+        it, saves reading it again)."""
+        if self.callback_url(site, comment_id, comment) is None:
             return False
         self.enqueue(None, site, comment_id)
         return True
@@ -109,7 +130,9 @@ class Outbox:
     def sweep(self, older_than: float) -> int:
         """Flush outbox entries left behind by a process that died after deciding."""
         cutoff = utc_now() - older_than
-        members = self.redis.zrangebyscore(KEYS.outbox, "-inf", cutoff, start=0, num=500)
+        members = cast(
+            list[bytes], self.redis.zrangebyscore(KEYS.outbox, "-inf", cutoff, start=0, num=500)
+        )
         for member in members:
             site, _, comment_id = member.decode().partition("\n")
             self.flush(site, comment_id)
@@ -121,7 +144,7 @@ class Outbox:
 
 def waiting_webhooks(connection: redis.Redis) -> int:
     """Decisions whose webhook is not queued yet."""
-    return int(connection.zcard(KEYS.outbox))
+    return cast(int, connection.zcard(KEYS.outbox))
 
 
 class DeliveryLog:
@@ -140,7 +163,7 @@ class DeliveryLog:
             pipe.execute()
 
     def attempts(self, site: str, comment_id: str) -> list[dict[str, Any]]:
-        raw = self.redis.lrange(KEYS.deliveries(site, comment_id), 0, -1)
+        raw = cast(list[bytes], self.redis.lrange(KEYS.deliveries(site, comment_id), 0, -1))
         return [
             {**attempt, "at": isoformat(attempt["at"])}
             for attempt in (json.loads(item) for item in raw)

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import redis
 
-from moderation.storage.comment_store import WorkerModels
 from moderation.storage.job_queues import live_scoring_workers
+from moderation.storage.worker_models import WorkerModels
 
 #: What a worker that registered no languages reads (workers from before languages).
 DEFAULT_LANGUAGES = frozenset({"en"})

@@ -26,6 +26,7 @@ from moderation.core.redis_keys import KEYS
 from moderation.core.settings import Settings
 from moderation.storage.comment_store import CommentStore
 from moderation.storage.job_queues import SCORING_QUEUE, SCORING_RESULT_TTL
+from moderation.storage.spam_counters import SpamCounters
 from tests.support.load import automatic_decision_counts
 from tests.support.processes import running_worker, wait_for
 
@@ -304,7 +305,7 @@ def test_spam_counters_still_count_a_burst_scored_after_a_long_backlog(redis_cli
     """Regression: the recent-activity sets were trimmed by the clock (now - window), so a
     comment scored more than a burst window after it arrived dropped its own entry and its
     neighbours', and an author's burst in a backlog counted 0 (never held as a burst)."""
-    store = CommentStore(redis_client)
+    counters = SpamCounters(redis_client)
     arrived = utc_now() - 300  # five minutes in the queue; the burst window is one minute
     counts = []
     for number in range(5):
@@ -315,7 +316,7 @@ def test_spam_counters_still_count_a_burst_scored_after_a_long_backlog(redis_cli
             submitted_at=arrived + number,
             status=Status.PENDING,
         )
-        activity = store.count_activity(
+        activity = counters.count_activity(
             comment, f"fingerprint-{number}", duplicate_window=3600, burst_window=60
         )
         counts.append(activity.author_burst)

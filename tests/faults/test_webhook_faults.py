@@ -81,15 +81,17 @@ def test_a_hanging_receiver_delays_neither_scoring_nor_other_sites_webhooks(
             what="the first attempt to time out",
         )
         # Decisions for the hanging site keep coming, more than the deliverer has threads,
-        # and the other site's webhooks keep arriving well before one hanging attempt ends.
+        # and the other site's webhooks keep arriving before one hanging attempt could end.
+        # (The bounds are the hang's own length, TIMEOUT: what waiting behind a hanging
+        # attempt would cost. How fast they are is bench/'s to measure, not a test's.)
         for round_ in range(4):
             scoring += [submit_and_wait(client, slow, f"s-{round_}-{n}") for n in range(6)]
             started = time.monotonic()
             scoring.append(submit_and_wait(client, fine, f"f-{round_}"))
             (*_, request) = healthy.wait_for_requests(round_ + 1, timeout=TIMEOUT)
-            assert time.monotonic() - started < TIMEOUT / 2
+            assert time.monotonic() - started < TIMEOUT
             assert verify(fine.webhook_secret, request.header(SIGNATURE_HEADER), request.body)
-        assert max(scoring) < 1.5, scoring  # decisions keep their pace throughout
+        assert max(scoring) < TIMEOUT, scoring  # no decision waited for a hanging delivery
 
         # The hanging site's webhooks are retried, each attempt logged.
         logged = wait_for(

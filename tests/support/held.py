@@ -1,4 +1,11 @@
-"""Held comments and logged-in moderators for the /moderate tests, with no worker running."""
+"""Held comments and logged-in moderators for the review and /moderate tests.
+
+Review tests get their held comments from a real scoring worker (the `scoring_worker` fixture
+of tests/conftest.py: one `moderation worker` per test module): they submit text the
+embedded model scores as abuse (`abusive`, `held_text`) through the API and wait for the
+worker's hold (`hold`). Tests that need a held comment with no worker running (security,
+fuzzing, durability) use `store_hold`, whose reasons come from the policy's own `decide`.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,21 @@ import redis
 from flask.testing import FlaskClient
 
 from moderation.core.records import Action, Decision, utc_now
+from moderation.core.rules import Signals, decide
+from moderation.core.settings import PolicySettings
 from moderation.storage.comment_store import CommentStore
+from moderation.storage.job_queues import scoring_queue
+from moderation.storage.policy_store import PolicyStore
+from tests.support.processes import wait_for
 
-HOLD_REASONS = ["toxicity 0.93 >= 0.80"]
+#: Abuse the embedded (lite) toxicity model scores near 1.0: under the default policy a worker
+#: holds a comment with it for toxicity alone (its spam score stays low). A sentence of its
+#: own, so that the page marks it, not the text before it, as the toxic sentence.
+ABUSE = "You are a fucking idiot."
+#: Scores of a comment held for toxicity, as the lite model and the spam model give them, for
+#: `store_hold` (tests with no worker running).
 HOLD_SCORES = {"toxicity": 0.93, "spam": 0.1}
-HOLD_MODELS = {"toxicity": "lite", "spam": "signals-v1"}
+HOLD_MODELS = {"toxicity": "lite", "spam": "spam-base-1"}
 
 _FORM_TOKEN = re.compile(r'<input[^>]* name="csrf_token"[^>]* value="([^"]+)"')
 _META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -31,42 +48,77 @@ def comment_body(comment_id: str, content: str | None = None, **extra: Any) -> d
     return body
 
 
-def store_hold(
-    redis_client: redis.Redis,
-    site: str,
-    comment_id: str,
-    reasons: list[str] | None = None,
-    scores: dict[str, float] | None = None,
-) -> None:
-    """Store an automatic hold for a submitted comment, as a scoring worker would."""
-    decision = Decision(
-        Action.HOLD,
-        reasons or HOLD_REASONS,
-        scores or HOLD_SCORES,
-        HOLD_MODELS,
-        "auto",
-        utc_now(),
+def abusive(text: str) -> str:
+    """`text`, then abuse that a worker holds for toxicity."""
+    return f"{text}. {ABUSE}"
+
+
+def held_text(comment_id: str) -> str:
+    """The text `hold` submits when given none."""
+    return abusive(f"text of {comment_id}")
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def worker_is_done(connection: redis.Redis) -> bool:
+    """Every comment decided, nothing queued, no job in hand."""
+    queue = scoring_queue(connection)
+    return (
+        CommentStore(connection).pending_count() == 0
+        and queue.count == 0
+        and queue.started_job_registry.count == 0
     )
-    assert CommentStore(redis_client).decide(site, comment_id, decision).stored
+
+
+def decided(client: FlaskClient, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """Submit a comment (`headers` authenticate as its site) and return its record once a
+    worker decided it."""
+    response = client.post("/v1/comments?wait=10", json=body, headers=headers)
+    assert response.status_code in (200, 202), response.get_json()
+    record = response.get_json()
+    if record["status"] != "pending":
+        return record
+
+    def read() -> dict[str, Any] | None:
+        found = client.get(response.headers["Location"], headers=headers).get_json()
+        return found if found["status"] != "pending" else None
+
+    return wait_for(read, timeout=60, interval=0.05, what=f"a decision on {body['id']}")
 
 
 def hold(
     client: FlaskClient,
-    redis_client: redis.Redis,
     api_key: str,
-    site: str,
     comment_id: str,
     content: str | None = None,
     **extra: Any,
-) -> None:
-    """Submit a comment through the API, then hold it."""
-    response = client.post(
-        "/v1/comments",
-        json=comment_body(comment_id, content, **extra),
-        headers={"Authorization": f"Bearer {api_key}"},
-    )
-    assert response.status_code == 202, response.get_json()
-    store_hold(redis_client, site, comment_id)
+) -> dict[str, Any]:
+    """Submit a comment through the API and wait until the running worker (`scoring_worker`)
+    holds it; returns its record. `content` must be something the worker holds (`abusive`)."""
+    text = content if content is not None else held_text(comment_id)
+    record = decided(client, bearer(api_key), comment_body(comment_id, text, **extra))
+    assert record["status"] == "held", record
+    return record
+
+
+def store_hold(
+    redis_client: redis.Redis,
+    site: str,
+    comment_id: str,
+    scores: dict[str, float] | None = None,
+) -> Decision:
+    """Store an automatic hold for a submitted comment, for tests with no worker running: the
+    action and reasons are what the policy (`rules.decide`, with the site's policy) makes of
+    `scores` (default: a comment held for toxicity)."""
+    scores = scores or HOLD_SCORES
+    policy = PolicyStore(redis_client, PolicySettings()).get(site)
+    verdict = decide(scores, Signals(), policy)
+    assert verdict.action is Action.HOLD, (scores, verdict)
+    decision = Decision(Action.HOLD, verdict.reasons, scores, HOLD_MODELS, "auto", utc_now())
+    assert CommentStore(redis_client).decide(site, comment_id, decision).stored
+    return decision
 
 
 def form_token(html: str) -> str:

@@ -32,7 +32,7 @@ def _logistic(strength: float) -> LogisticRegression:
 
 
 def fit_logistic(
-    features: csr_matrix, labels: Sequence[int], *, strength: float, calibrate: bool
+    features: csr_matrix, labels: Sequence[int] | np.ndarray, *, strength: float, calibrate: bool
 ) -> tuple[np.ndarray, float]:
     """(weights, bias) of `logit = weights · x + bias`; `strength` is the inverse of the
     regularisation (scikit-learn's C). One thread: a worker shares its core with scoring."""
@@ -53,7 +53,9 @@ def fit_logistic(
     return weights, bias
 
 
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
+def roc_auc(
+    labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
+) -> float | None:
     """ROC AUC, or None when the labels are all of one class."""
     y = np.asarray(labels)
     if len(set(y.tolist())) < 2:
@@ -61,7 +63,9 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
     return float(roc_auc_score(y, np.asarray(scores)))
 
 
-def balanced_log_loss(labels: Sequence[int], logits: Sequence[float]) -> float | None:
+def balanced_log_loss(
+    labels: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray
+) -> float | None:
     """Log loss of the probabilities `sigmoid(logits)`, each class weighing half (as the models
     are fitted), or None when the labels are all of one class. Lower is better; unlike ROC AUC it
     also sees a model that ranks well but has lost its confidence."""

@@ -58,8 +58,11 @@ CPU_FEATURES = (
 class Engine(Protocol):
     """Scores windows of token ids (special tokens included) in one forward pass."""
 
-    runtime: str
-    precision: str
+    # Read-only, so that frozen dataclasses (TorchEngine) are engines too.
+    @property
+    def runtime(self) -> str: ...
+    @property
+    def precision(self) -> str: ...
 
     def forward(self, windows: list[list[int]]) -> list[list[float]]:
         """Each window's probability per model output (a sigmoid per output)."""

@@ -200,7 +200,8 @@ def padded_inputs(
 
 def probabilities(logits: np.ndarray) -> list[list[float]]:
     """sigmoid(logits) per window and output, as Python floats (expit does not overflow)."""
-    return expit(logits.astype(np.float32)).tolist()
+    values: list[list[float]] = expit(logits.astype(np.float32)).tolist()  # scipy is untyped
+    return values
 
 
 def check_precision(runtime: str, precision: str, supported: tuple[str, ...]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from moderation.core import settings as settings_module
 from moderation.core.language_detection import LanguageDetector
-from moderation.core.records import Comment, Decision
+from moderation.core.records import ActivityCounts, Comment, Decision
 from moderation.core.redis_connections import connect
 from moderation.core.settings import PolicySettings, Settings
 from moderation.core.wordlists import WordList, compile_words
@@ -27,9 +27,11 @@ from moderation.storage.metric_counters import RedisCounters
 from moderation.storage.model_registry import ModelRegistry
 from moderation.storage.policy_store import PolicyStore
 from moderation.storage.site_store import Site, SiteStore
+from moderation.storage.spam_counters import SpamCounters
 from moderation.storage.webhook_outbox import Outbox
 from moderation.storage.worker_languages import LiveLanguages
 from workers.learning.model_cache import SiteModelCache
+from workers.learning.site_models import SiteModels
 from workers.scoring.language_routing import LanguageRoute, LanguageRouter
 from workers.scoring.pipeline import Scored
 from workers.scoring.spam import SpamScorer
@@ -47,8 +49,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class Prepared:
     """A comment in a worker's batch, as its job will find it: read and routed when the batch
-    starts; scored, with its site's policy and record and its author's approved count (each
-    read once for the whole pass), when its pass is scored."""
+    starts, with its site's policy, record and own models and its spam counters (each read
+    once for the whole batch); scored, with its author's record (read once for the whole
+    pass), when its pass is scored."""
 
     comment: Comment
     route: LanguageRoute
@@ -56,6 +59,8 @@ class Prepared:
     rules: PolicySettings | None = None
     site: Site | None = None
     author: AuthorRecord | None = None
+    activity: ActivityCounts | None = None
+    site_models: SiteModels | None = None
     #: Set once its pass stored its decision: what its job reports.
     decision: Decision | None = None
     outcome: dict[str, str] | None = None
@@ -78,6 +83,7 @@ class WorkerRuntime:
     learning: LearningEnqueuer
     languages: LanguageRouter
     authors: AuthorStore
+    spam_counters: SpamCounters
     _word_lists: dict[tuple[str, ...], WordList] = field(default_factory=dict)
     #: Each batched comment as read, routed and (once its pass is scored) scored, with what
     #: its decision reads: taken by its job.
@@ -175,6 +181,7 @@ def start_runtime(settings: Settings) -> WorkerRuntime:
             live=LiveLanguages(connection),
         ),
         authors=AuthorStore(connection, store.durability),
+        spam_counters=SpamCounters(connection),
     )
     return _runtime
 

@@ -76,7 +76,7 @@ class Liveness:
 
 
 def is_alive(connection: redis.Redis, worker_name: str | None) -> bool:
-    return bool(worker_name) and bool(connection.exists(KEYS.alive(worker_name)))
+    return bool(worker_name and connection.exists(KEYS.alive(worker_name)))
 
 
 @dataclass(frozen=True)

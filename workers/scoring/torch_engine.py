@@ -94,6 +94,7 @@ def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         # works, and its warnings would otherwise reach the log at every worker start.
         warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated")
         warnings.filterwarnings("ignore", "torch.quantize_per_tensor")
-        return torch.ao.quantization.quantize_dynamic(
+        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(
             model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
         )
+        return quantized

@@ -199,9 +199,13 @@ TORCH_FP32 = EngineRequest()
 class LoadedDetoxify(Protocol):
     """What the scorer uses of a loaded Detoxify model (a `Detoxify` object is one)."""
 
-    model: torch.nn.Module
-    tokenizer: PreTrainedTokenizerBase
-    class_names: list[str]
+    # Read-only, so that a frozen dataclass (OfflineDetoxify) is one too.
+    @property
+    def model(self) -> torch.nn.Module: ...
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase: ...
+    @property
+    def class_names(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,7 @@ class LiteScorer:
     """The linear model embedded in `alt-profanity-check`: fast, small, profanity only."""
 
     name = "lite"
-    labels = ("toxicity",)
+    labels: tuple[str, ...] = ("toxicity",)
 
     def __init__(self, *, languages: frozenset[str] | None = None) -> None:
         # Importing profanity_check loads its model, so it happens here and not at module import.
@@ -267,14 +271,16 @@ class DetoxifyScorer:
         self.labels = tuple(detoxify.class_names)
         if "toxicity" not in self.labels:
             raise ModelLoadError(f"{name} has no toxicity label (labels: {', '.join(self.labels)})")
-        outputs = detoxify.model.config.num_labels
+        # A transformers config (torch types model attributes as Tensor | Module).
+        config: Any = detoxify.model.config
+        outputs = config.num_labels
         if outputs < len(self.labels):
             raise ModelLoadError(f"{name} has {outputs} outputs for {len(self.labels)} labels")
         self.languages = inferred_languages(detoxify) if languages is None else languages
         self.tokenizer = detoxify.tokenizer
         self.max_tokens = _token_limit(detoxify, max_tokens)
         self.batch_size = batch_size
-        self.config = detoxify.model.config
+        self.config = config
         # Imported here: calibration imports this module.
         from workers.scoring.calibration import select_engine
 
@@ -472,7 +478,8 @@ def cached_checkpoint(variant: str) -> Path:
     """Where torch hub keeps the downloaded checkpoint of a Detoxify variant."""
     from detoxify.detoxify import MODEL_URLS
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(MODEL_URLS[variant])
+    url: str = MODEL_URLS[variant]
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -614,12 +621,13 @@ def _hub_offline() -> bool:
 
 def _token_limit(detoxify: LoadedDetoxify, max_tokens: int) -> int:
     """`max_tokens`, but never more than the model's positions or the tokenizer's maximum."""
-    config = detoxify.model.config
-    positions = getattr(config, "max_position_embeddings", max_tokens)
+    config: Any = detoxify.model.config  # a transformers config, as in DetoxifyScorer
+    positions: int = getattr(config, "max_position_embeddings", max_tokens)
     if config.model_type in ("roberta", "xlm-roberta"):
         # RoBERTa numbers positions from pad_token_id + 1: 514 positions hold 512 tokens.
         positions -= config.pad_token_id + 1
-    return min(max_tokens, positions, detoxify.tokenizer.model_max_length)
+    tokenizer_limit: int = detoxify.tokenizer.model_max_length  # untyped in transformers
+    return min(max_tokens, positions, tokenizer_limit)
 
 
 def _unit(value: float) -> float:

@@ -20,6 +20,7 @@ import socket
 import sys
 import time
 import uuid
+from typing import cast
 
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
@@ -32,7 +33,6 @@ from rq.worker import WorkerStatus
 from moderation.core.records import utc_now
 from moderation.core.redis_connections import connect
 from moderation.core.settings import Settings
-from moderation.storage.comment_store import WorkerModels
 from moderation.storage.job_queues import (
     SCORE_COMMENT_JOB,
     is_check_job,
@@ -40,6 +40,7 @@ from moderation.storage.job_queues import (
     scoring_queue,
 )
 from moderation.storage.worker_languages import languages_field
+from moderation.storage.worker_models import WorkerModels
 from workers.jobs import decide_scored, prepare, prescore
 from workers.outages import REDIS_DOWN, RidesOutOutages
 from workers.scoring.runtime import WorkerRuntime, current_runtime, start_runtime
@@ -148,7 +149,9 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
                 self.ride_out(self.perform_pass, part)
         finally:
             for each, _ in batch:
-                runtime.prescored.pop(comment_key(each), None)
+                key = comment_key(each)
+                if key is not None:
+                    runtime.prescored.pop(key, None)
 
     def start_batch(
         self, runtime: WorkerRuntime, batch: list[tuple[Job, Queue]]
@@ -214,6 +217,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             for (job, _), execution in done:
                 result_ttl = job.get_result_ttl(self.default_result_ttl)
                 self.increment_successful_job_count(pipeline=pipe)
+                assert job.started_at is not None and job.ended_at is not None  # perform_pass's
                 self.increment_total_working_time(job.ended_at - job.started_at, pipe)
                 if result_ttl != 0:
                     job._handle_success(
@@ -312,7 +316,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         if limit <= 0:
             return []
         try:
-            waiting = min(limit, int(self.connection.llen(queue.key)))
+            waiting = min(limit, cast(int, self.connection.llen(queue.key)))
             if not waiting:
                 return []
             with self.connection.pipeline(transaction=False) as pipe:
@@ -336,7 +340,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
         started = time.perf_counter()
         try:
             with self.death_penalty_class(runtime.settings.job_timeout, JobTimeoutException):
-                scored = prescore(runtime, keys)  # type: ignore[arg-type]
+                scored = prescore(runtime, keys)
             log.info(
                 "scored a batch of %d comments in %.3f s",
                 scored,
@@ -350,7 +354,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             return
         try:
             with self.death_penalty_class(runtime.settings.job_timeout, JobTimeoutException):
-                decide_scored(runtime, keys)  # type: ignore[arg-type]
+                decide_scored(runtime, keys)
         except Exception:
             # Each job decides its comment alone (those stored already say so).
             log.exception("deciding a pass together failed; deciding its comments one by one")
@@ -373,11 +377,11 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
             "spam": runtime.spam.name,
         }
         WorkerModels(self.connection).register(self.name, models)
-        super().register_birth()
+        super().register_birth()  # type: ignore[no-untyped-call]  # RQ's has no annotations
 
     def register_death(self) -> None:
         WorkerModels(self.connection).unregister(self.name)
-        super().register_death()
+        super().register_death()  # type: ignore[no-untyped-call]  # RQ's has no annotations
 
     def run_maintenance_tasks(self) -> None:
         """RQ's periodic clean-up, the sweeper, erasing comments past their retention, and
@@ -403,7 +407,7 @@ class ScoringWorker(RidesOutOutages, SimpleWorker):
 
 def comment_key(job: Job) -> tuple[str, str] | None:
     """The (site, id) of the comment a scoring job decides; None for any other job."""
-    return tuple(job.args) if job.func_name == SCORE_COMMENT_JOB else None  # type: ignore[return-value]
+    return tuple(job.args) if job.func_name == SCORE_COMMENT_JOB else None
 
 
 def worker_name(kind: str = "scoring") -> str:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import marshmallow as ma
 from flask import request
 from flask.views import MethodView
 
-from moderation.core.records import Comment, ReportReason, Status, Submission
+from moderation.core.records import Comment, ReportReason, Status
 from moderation.http.api import Blueprint
 from moderation.http.app_services import services
 from moderation.http.auth import authenticate_site, current_site
-from moderation.http.errors import ApiError, flatten_fields, unicode_safe
+from moderation.http.errors import ApiError, unicode_safe
+from moderation.http.intake import accept, accept_batch
 from moderation.http.schemas import (
     BatchResponseSchema,
     BatchSchema,
@@ -25,7 +25,6 @@ from moderation.http.schemas import (
     ReportSubmissionSchema,
     WaitQuerySchema,
 )
-from moderation.storage.comment_store import Accepted, ConflictError
 
 blp = Blueprint(
     "comments",
@@ -68,38 +67,6 @@ def wait_if_asked(comment: Comment, wait: float) -> Comment:
     return services().comments.wait_for_decision(comment.site, comment.id, wait) or comment
 
 
-def submission_from(body: dict[str, Any]) -> Submission:
-    return Submission(
-        id=body["id"],
-        content=body["content"],
-        author=body.get("author", {}),
-        context=body.get("context", {}),
-        honeypot=body.get("honeypot", ""),
-        callback_url=body.get("callback_url"),
-    )
-
-
-def accept(body: dict[str, Any], *, confirm: bool = True) -> Accepted:
-    """Store and queue one validated comment; 409 if its id is taken by other content.
-    `confirm=False`: the caller confirms the durability of a whole batch once at its end."""
-    svc = services()
-    submission = submission_from(body)
-    try:
-        return svc.comments.accept(
-            current_site(),
-            submission,
-            svc.enqueue_scoring,
-            keep_text=body.get("store", True),
-            confirm=confirm,
-        )
-    except ConflictError as conflict:
-        raise ApiError(
-            409,
-            f"Comment {submission.id!r} was already submitted with different content.",
-            extra={"current": conflict.existing.record()},
-        ) from None
-
-
 @blp.route("")
 class Comments(MethodView):
     @blp.arguments(WaitQuerySchema, location="query", as_kwargs=True)
@@ -115,27 +82,10 @@ class Comments(MethodView):
                 'Invalid fields: store. "store": false needs ?wait= to return the decision.',
                 fields={"store": ['"store": false requires ?wait= greater than 0.']},
             )
-        comment = wait_if_asked(accept(body).comment, wait)
+        svc = services()
+        accepted = accept(svc.comments, svc.enqueue_scoring, current_site(), body)
+        comment = wait_if_asked(accepted.comment, wait)
         return answer(comment, {"Location": location(comment.id)})
-
-
-def batch_item(item: Any) -> dict[str, Any]:
-    """One batch entry's outcome: accepted, duplicate, or invalid with the error."""
-    raw_id = item.get("id") if isinstance(item, dict) else None
-    result_id = raw_id if isinstance(raw_id, str) else None
-    try:
-        body = CommentSubmissionSchema().load(item)
-        if not body["store"]:
-            raise ma.ValidationError({"store": ['"store": false is not available in a batch.']})
-        created = accept(body, confirm=False).created
-    except ma.ValidationError as error:
-        fields = flatten_fields(error.messages)
-        message = f"Invalid fields: {', '.join(sorted(fields))}."
-        error_body = {"code": "validation_failed", "message": message, "fields": fields}
-        return {"id": result_id, "status": "invalid", "error": error_body}
-    except ApiError as error:
-        return {"id": result_id, "status": "invalid", "error": error.body()}
-    return {"id": body["id"], "status": "accepted" if created else "duplicate"}
 
 
 @blp.route("/batch", methods=["POST"])
@@ -143,8 +93,8 @@ def batch_item(item: Any) -> dict[str, Any]:
 @blp.response(200, BatchResponseSchema)
 def batch(body: dict[str, Any]) -> dict[str, Any]:
     """Submit up to 100 comments; one result per comment, in order."""
-    results = [batch_item(item) for item in body["comments"]]
-    services().comments.confirm()  # one wait for the disk (or replicas) covers the batch
+    svc = services()
+    results = accept_batch(svc.comments, svc.enqueue_scoring, current_site(), body["comments"])
     return {"results": unicode_safe(results)}
 
 
@@ -192,7 +142,7 @@ def deliveries(comment_id: str) -> dict[str, Any]:
 def redeliver(comment_id: str) -> Any:
     """Send the comment's current record to its callback URL again."""
     comment = existing(comment_id)
-    if not services().outbox.redeliver(comment.site, comment.id):
+    if not services().outbox.redeliver(comment.site, comment.id, comment):
         raise ApiError(409, "Neither this comment nor its site has a callback URL.")
     return {"queued": True}, 202
 

@@ -12,9 +12,9 @@ from moderation.http.api.spec import RETRY_AFTER
 from moderation.http.app_services import services
 from moderation.http.metrics import exposition
 from moderation.http.schemas import HealthSchema, ReadinessSchema
-from moderation.storage.comment_store import WorkerModels
 from moderation.storage.job_queues import live_scoring_workers
 from moderation.storage.worker_languages import languages_read
+from moderation.storage.worker_models import WorkerModels
 
 blp = Blueprint("ops", __name__, description="Health, readiness and metrics (operators).")
 
@@ -47,7 +47,7 @@ def readyz() -> Any:
     try:
         svc.redis.ping()
     except redis.RedisError:
-        body = {"status": "unavailable", "redis": "down", "missing": ["redis"]}
+        body: dict[str, Any] = {"status": "unavailable", "redis": "down", "missing": ["redis"]}
         return body, 503, {"Retry-After": "5"}
     workers = live_worker_names()
     models = WorkerModels(svc.redis).of(workers)

@@ -37,7 +37,7 @@ blp = Blueprint(
     description="The review queue and moderator decisions (moderator token auth).",
 )
 blp.before_request(authenticate_moderator)
-MODERATOR_AUTH = [{"moderatorToken": []}]
+MODERATOR_AUTH: list[dict[str, list[str]]] = [{"moderatorToken": []}]
 
 
 @blp.before_request

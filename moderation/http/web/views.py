@@ -21,6 +21,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
+from werkzeug.wrappers import Response as BaseResponse
 
 from moderation.actions.review_service import QueuePage, encode_cursor
 from moderation.core.records import Action, AuthorAction
@@ -119,13 +120,13 @@ def login() -> Any:
 
 
 def login_refused(retry_after: int) -> Response:
-    """The login form again, 429: too many attempts from here or for this name (ratelimit.py)."""
+    """The login form again, 429: too many attempts from here or for this name (rate_limits.py)."""
     page = render_template("moderate/login.html", form=LoginForm(), retry_after=retry_after)
     return Response(page, status=429, headers={"Retry-After": str(retry_after)})
 
 
 @blp.route("/logout", methods=["POST"])
-def logout() -> Response:
+def logout() -> BaseResponse:
     log_out()
     return redirect(url_for(".login"))
 
@@ -241,7 +242,7 @@ def policy_words(site: str) -> cards.PolicyWords:
 
 def card_urls(site: str, comment_id: str, author_id: str) -> dict[str, str]:
     """What a card's buttons call; no author id, no author actions."""
-    ids = {"site": site, "comment_id": comment_id}
+    ids: dict[str, Any] = {"site": site, "comment_id": comment_id}
     author = url_for(".author_action", site=site, author_id=author_id) if author_id else ""
     return {
         "decide": url_for(".decide", **ids),

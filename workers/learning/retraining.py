@@ -1,9 +1,8 @@
 """The learning job: retrain a site's models from its labels.
 
 Queued by `moderation.storage.job_queues.LearningEnqueuer` whenever a label arrives (and by the
-workers'
-maintenance for sites whose labels changed since their last training, which covers labels
-erased and jobs lost). It runs in a scoring worker, which holds the base models that training
+workers' maintenance for sites whose labels changed since their last training, which covers
+labels erased and jobs lost). It runs in a scoring worker, which holds the base models that training
 needs: one site at a time (a lock in Redis), over the site's newest labels.
 """
 
