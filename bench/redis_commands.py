@@ -1,11 +1,12 @@
 """Redis commands per decided comment, by process and by command, on each path a comment takes.
 
-    .venv/bin/python bench/redis_commands.py [--comments 50] [--label before]
+    .venv/bin/python -m bench.redis_commands [--comments 50] [--label before]
         [--moderation-command "CMD ..."] [--cwd DIR] [--results-dir DIR]
 
-Nothing of the project is imported: the service is driven through the `moderation` command line
-(`--moderation-command`, default the `moderation` script next to this Python; run from `--cwd`)
-and HTTP. The script starts its own `redis-server` on a free port (`--save '' --appendonly no`),
+The service is driven only through the `moderation` command line (`--moderation-command`,
+default the `moderation` script next to this Python; run from `--cwd`) and HTTP, so the same
+script measures an older checkout (`--cwd` a worktree of it, with that checkout on PYTHONPATH).
+The script starts its own `redis-server` on a free port (`--save '' --appendonly no`),
 creates two sites (`sites create`; one with a callback URL to a receiver in this script that
 answers 200) and a moderator (`moderators create`), starts `serve`, `worker` and
 `worker --deliveries` with the `lite` model, warms up, then measures each path on N comments:
@@ -55,19 +56,21 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import redis
 import requests
 
-T = TypeVar("T")
+from bench.reports import write_report
+from tests.support.processes import wait_for
+from tests.support.redis_server import free_port
 
 PLAIN_SITE = "bench-plain"
 HOOK_SITE = "bench-hook"
@@ -79,27 +82,6 @@ MARK = "redis-commands-mark"
 SAMPLE_INTERVAL = 0.1
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def wait_for(
-    condition: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> T:
-    """Poll `condition` until it returns something truthy; RuntimeError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_model() -> str:
@@ -1343,15 +1325,6 @@ def print_path(name: str, result: dict) -> None:
             )
 
 
-def write_json(path: Path, report: dict) -> Path:
-    """`report` as indented JSON at `path`, replaced in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
-
-
 # --- the whole service at full load: bench/suite.py's figure ------------------------------------
 #
 # measure(): the service (bench/stacks.py: redis-server, `moderation serve`, N workers with the
@@ -1484,7 +1457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     report = run(args)
     report["runtime_s"] = round(time.monotonic() - started, 1)
-    path = write_json(args.results_dir / f"redis-commands-{args.label}.json", report)
+    path = write_report(args.results_dir / f"redis-commands-{args.label}.json", report)
     print(f"\n{report['cpu']}, {report['cores']} cores; tree {report['git_commit']}; wrote {path}")
     return 0
 
