@@ -128,16 +128,14 @@ class ModeratorStore:
         return moderator if moderator and not moderator.disabled else None
 
     def by_password(self, name: str, password: str) -> Moderator | None:
-        """The enabled moderator with this name and password, or None (same cost either way)."""
-        stored = (
-            cast(bytes | None, self.redis.hget(KEYS.moderator(name), "password_hash"))
-            if name
-            else None
-        )
+        """The enabled moderator with this name and password, or None (same cost either way:
+        an unknown name is checked against a dummy hash). The record is read once."""
+        data = cast(dict[bytes, bytes], self.redis.hgetall(KEYS.moderator(name))) if name else {}
+        stored = data.get(b"password_hash")
         matches = check_password_hash(stored.decode() if stored else _DUMMY_HASH, password)
         if stored is None or not matches:
             return None
-        moderator = self.get(name)
+        moderator = _moderator_from_hash(name, data)
         return moderator if moderator and not moderator.disabled else None
 
     def set_disabled(self, name: str, disabled: bool) -> None:
