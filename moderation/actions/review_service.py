@@ -329,7 +329,7 @@ class ReviewService:
         reasons the comment was held for, see `labels.kind_of_decision`). `comment`: the
         comment as the caller just read it, to save reading it again (the decide step checks
         its status as it stores the decision either way)."""
-        if comment is None or (comment.site, comment.id) != (site, comment_id):
+        if comment is None:
             comment = self.comment(moderator, site, comment_id)
         else:
             self.visible_sites(moderator, site)  # what `self.comment` checks before reading
